@@ -1,0 +1,18 @@
+"""Every piece of shared application state, declared once (aiohttp's "no singletons")."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+
+    pass
+
+CONFIG = web.AppKey("config", "Config")
+DATA_DIR = web.AppKey("data_dir", "DataDir")
+STORE = web.AppKey("store", "Store")
+LIMITER = web.AppKey("login_limiter", "LoginLimiter")
+TEMPLATES = web.AppKey("templates", "jinja2.Environment")
+API = web.AppKey("api", "ApiRegistry")

@@ -1,0 +1,128 @@
+"""The ``haven`` command: a thin layer that parses arguments and calls the library.
+
+Every failure ends with one clear line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from therapy import accounts
+from therapy.accounts import AccountError, Role, ValidationError
+from therapy.audit import Actor
+from therapy.datadir import DataDirError
+from therapy.storage import open_database
+from web import demo, logs
+from web.app import create_app, open_data_dir
+from web.config import Config
+
+
+class CliError(Exception):
+    """A failure to report as one line and exit 2."""
+
+
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=Path("./haven-data"),
+                   help="folder holding the database (default ./haven-data)")
+    p.add_argument("--key-file", type=Path, default=None,
+                   help="master key file (default <data-dir>/master.key)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="haven", description="Haven: virtual therapy and peer support")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    _data_dir_arg(serve)
+    serve.add_argument("--demo", action="store_true", help="seed a demo clinic and print its logins")
+    serve.add_argument("--public-url", default=None,
+                       help="the address people use, when behind a proxy (https://...)")
+    serve.add_argument("--secure-cookies", action="store_true",
+                       help="mark cookies Secure (when served over HTTPS)")
+    serve.add_argument("--invite-only", action="store_true", help="turn off open patient sign-up")
+    serve.add_argument("--ice-loopback-only", action="store_true",
+                       help="offer only 127.0.0.1 ICE candidates (single-host testing)")
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create an account (e.g. the first admin)")
+    _data_dir_arg(add)
+    add.add_argument("username")
+    add.add_argument("--role", choices=[r.value for r in Role], default="patient")
+    add.add_argument("--display-name", default=None)
+    add.add_argument("--time-zone", default="UTC")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of prompting")
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = Config(
+        data_dir=args.data_dir, key_file=args.key_file, host=args.host, port=args.port,
+        demo=args.demo, public_base_url=args.public_url, secure_cookies=args.secure_cookies,
+        open_signup=not args.invite_only, ice_loopback_only=args.ice_loopback_only,
+    )
+    logs.configure()
+    data_dir = open_data_dir(config)
+    if config.demo:
+        db = open_database(data_dir.db_path)
+        try:
+            rows = demo.seed(db, data_dir.path, config.scrypt_cost)
+        finally:
+            db.close()
+        print("Demo clinic ready. Logins (also in "
+              f"{data_dir.path / demo.LOGINS_FILE}):", flush=True)
+        for username, password, role in rows:
+            print(f"  {role:<10} {username:<10} {password}", flush=True)
+    data_dir.record_server(config.base_url)
+    app = create_app(config, data_dir)
+    print(f"Haven is listening on {config.base_url}", flush=True)
+    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    data_dir = open_data_dir(Config(data_dir=args.data_dir, key_file=args.key_file))
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password for the new account: ")
+    db = open_database(data_dir.db_path)
+    try:
+        user = accounts.create_user(db, args.username, password, Role(args.role),
+                                    args.display_name, args.time_zone, actor=Actor.system())
+    finally:
+        db.close()
+    print(f"created {user.role.value} {user.username} (id {user.id})")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, ("user", "add"): cmd_user_add}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    key = args.command if args.command != "user" else ("user", args.user_command)
+    try:
+        return COMMANDS[key](args)
+    except (CliError, DataDirError, AccountError) as exc:
+        print(f"haven: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"haven: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    logging.captureWarnings(True)
+    sys.exit(main())

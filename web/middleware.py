@@ -1,0 +1,200 @@
+"""Middlewares: access log, errors, security headers, who is logged in, and CSRF.
+
+Order (outermost first): access log -> security headers -> errors -> session -> CSRF."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from aiohttp import web
+
+from therapy import accounts
+from web import appkeys
+from web.errors import HTTP_CODES, ApiError, error_response
+from web.logs import log_event
+
+log = logging.getLogger("haven.http")
+
+SESSION_COOKIE = "haven_session"
+CSRF_COOKIE = "haven_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def route_name(request: web.Request) -> str:
+    """The route's pattern ("/api/users/{id}"), never the raw path: paths may hold tokens."""
+    info = request.match_info
+    route = getattr(info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is not None:
+        return resource.canonical
+    return "(unmatched)"
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler):
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        log_event(
+            log,
+            "http",
+            method=request.method,
+            route=route_name(request),
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+            user=getattr(request.get("user"), "id", None),
+        )
+
+
+def render_error_page(request: web.Request, status: int, message: str) -> web.Response:
+    env = request.app[appkeys.TEMPLATES]
+    html = env.get_template("error.html").render(
+        status=status, message=message, user=request.get("user"),
+        csp_nonce=request.get("csp_nonce", ""), csrf_token=request.get("csrf_token", ""),
+    )
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except ApiError as err:
+        headers = {}
+        if "retry_after" in err.extra:
+            headers["Retry-After"] = str(int(err.extra["retry_after"]))
+        if is_api(request):
+            return error_response(err, headers)
+        if err.status == 401:
+            raise web.HTTPSeeOther(f"/login?next={request.path}") from None
+        resp = render_error_page(request, err.status, err.message)
+        resp.headers.update(headers)
+        return resp
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.status == 101:
+            raise
+        message = exc.reason or "error"
+        if is_api(request):
+            code = HTTP_CODES.get(exc.status, "error")
+            return error_response(ApiError(exc.status, code, message.lower()))
+        return render_error_page(request, exc.status, message)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, route_name(request))
+        err = ApiError(500, "internal_error", "something went wrong on the server")
+        if is_api(request):
+            return error_response(err)
+        return render_error_page(request, 500, err.message)
+
+
+def content_security_policy(nonce: str) -> str:
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            "style-src 'self'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob:",
+            "connect-src 'self'",
+            "worker-src 'self' blob:",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request, handler):
+    nonce = secrets.token_urlsafe(16)
+    request["csp_nonce"] = nonce
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+        _add_security_headers(response, nonce)
+        raise
+    _add_security_headers(response, nonce)
+    return response
+
+
+def _add_security_headers(response: web.StreamResponse, nonce: str) -> None:
+    if response.prepared:
+        return
+    h = response.headers
+    h.setdefault("Content-Security-Policy", content_security_policy(nonce))
+    h.setdefault("Referrer-Policy", "no-referrer")
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    h.setdefault("Permissions-Policy", "microphone=(self), camera=(), geolocation=(), payment=()")
+    if "Cache-Control" not in h and not getattr(response, "_haven_static", False):
+        h["Cache-Control"] = "no-store"
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler):
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        store = request.app[appkeys.STORE]
+        found = await store.read(accounts.session_user, token)
+        if found is not None:
+            request["user"], request["session_id"] = found
+    return await handler(request)
+
+
+def _cookie_args(request: web.Request) -> dict:
+    return {
+        "httponly": True,
+        "samesite": "Strict",
+        "secure": request.app[appkeys.CONFIG].secure_cookies,
+        "path": "/",
+    }
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler):
+    """Double-submit token: the HttpOnly SameSite=Strict cookie must match the form field or
+    the X-CSRF-Token header on every state-changing request."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    valid_cookie = 20 <= len(cookie) <= 64
+    token = cookie if valid_cookie else secrets.token_urlsafe(24)
+    request["csrf_token"] = token
+    if request.method in UNSAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            form = await request.post()
+            sent = str(form.get(CSRF_FIELD, ""))
+        if not (valid_cookie and sent and accounts.constant_time_equals(sent, cookie)):
+            raise ApiError(
+                403, "csrf_failed",
+                "the request's CSRF token is missing or wrong; reload the page and try again",
+            )
+    response = await handler(request)
+    if not valid_cookie and not response.prepared:
+        response.set_cookie(CSRF_COOKIE, token, **_cookie_args(request))
+    return response
+
+
+def cookie_args(request: web.Request) -> dict:
+    return _cookie_args(request)

@@ -1,0 +1,192 @@
+"""The JSON API's route registry: auth rules, body parsing and the OpenAPI document in one place.
+
+Each API operation is declared once with ``@api.operation(...)``; the registry adds it to the
+aiohttp router wrapped with its authorisation check (done on the server for every request)
+and describes it in ``/api/openapi.json``. Request bodies are parsed at the edge into
+self-validating dataclasses (a ``parse(dict)`` classmethod and a JSON ``schema``)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from therapy.accounts import Role, User, ValidationError
+from web.errors import ApiError, bad_request, forbidden, unauthorized
+
+PUBLIC = "public"  # no login needed
+ANY_USER = frozenset(Role)  # any logged-in user
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    auth: str | frozenset[Role]
+    body: type | None
+    response: dict | None
+    tags: tuple[str, ...]
+    errors: tuple[int, ...]
+
+
+def current_user(request: web.Request) -> User | None:
+    return request.get("user")
+
+
+def require_user(request: web.Request, roles: Iterable[Role] = ANY_USER) -> User:
+    user = current_user(request)
+    if user is None:
+        raise unauthorized()
+    if user.role not in frozenset(roles):
+        raise forbidden(f"this needs the role {' or '.join(sorted(r.value for r in roles))}")
+    return user
+
+
+async def read_json(request: web.Request, max_bytes: int) -> dict:
+    ctype = request.content_type
+    if ctype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, "payload_too_large", f"the body must be under {max_bytes} bytes")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"the body must be under {max_bytes} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad_request(f"the body is not valid JSON: {exc.__class__.__name__}",
+                          "malformed_json") from None
+    if not isinstance(data, dict):
+        raise bad_request("the body must be a JSON object", "malformed_json")
+    return data
+
+
+def parse_body(cls: type, data: dict) -> Any:
+    allowed = set(cls.schema.get("properties", {}))
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(422, "invalid_field", f"unknown field {unknown[0]!r}", field=unknown[0])
+    try:
+        return cls.parse(data)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_field", exc.message, field=exc.field) from None
+
+
+class ApiRegistry:
+    def __init__(self, max_json_bytes: int = 64 * 1024):
+        self.operations: list[Operation] = []
+        self.max_json_bytes = max_json_bytes
+
+    def operation(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        auth: str | frozenset[Role] | Iterable[Role] = ANY_USER,
+        body: type | None = None,
+        response: dict | None = None,
+        tags: Iterable[str] = (),
+        errors: Iterable[int] = (),
+    ) -> Callable[[Handler], Handler]:
+        if auth != PUBLIC:
+            auth = frozenset(auth)
+
+        def decorate(fn: Handler) -> Handler:
+            @functools.wraps(fn)
+            async def wrapped(request: web.Request) -> web.StreamResponse:
+                if auth != PUBLIC:
+                    require_user(request, auth)
+                if body is not None:
+                    data = await read_json(request, self.max_json_bytes)
+                    request["body"] = parse_body(body, data)
+                return await fn(request)
+
+            self.operations.append(
+                Operation(method.upper(), path, summary, wrapped, auth, body, response,
+                          tuple(tags), tuple(errors))
+            )
+            return wrapped
+
+        return decorate
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        for op in self.operations:
+            router.add_route(op.method, op.path, op.handler)
+
+    def openapi(self, title: str, version: str) -> dict:
+        error_schema = {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                }
+            },
+        }
+        paths: dict[str, dict] = {}
+        for op in self.operations:
+            params = [
+                {"name": seg[1:-1].split(":")[0], "in": "path", "required": True,
+                 "schema": {"type": "string"}}
+                for seg in op.path.split("/")
+                if seg.startswith("{")
+            ]
+            responses: dict[str, Any] = {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": op.response or {"type": "object"}}},
+                }
+            }
+            codes = set(op.errors)
+            if op.body is not None:
+                codes |= {400, 413, 415, 422}
+            if op.auth != PUBLIC:
+                codes |= {401, 403}
+            for code in sorted(codes):
+                responses[str(code)] = {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            entry: dict[str, Any] = {
+                "summary": op.summary,
+                "operationId": op.handler.__name__,
+                "responses": responses,
+            }
+            if op.tags:
+                entry["tags"] = list(op.tags)
+            if params:
+                entry["parameters"] = params
+            if op.auth == PUBLIC:
+                entry["security"] = []
+            else:
+                entry["x-haven-roles"] = sorted(r.value for r in op.auth)
+            if op.body is not None:
+                entry["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": op.body.schema}},
+                }
+            paths.setdefault(op.path, {})[op.method.lower()] = entry
+        return {
+            "openapi": "3.0.3",
+            "info": {"title": title, "version": version},
+            "paths": paths,
+            "components": {
+                "schemas": {"Error": error_schema},
+                "securitySchemes": {
+                    "session": {"type": "apiKey", "in": "cookie", "name": "haven_session"},
+                    "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+                },
+            },
+            "security": [{"session": [], "csrf": []}],
+        }
