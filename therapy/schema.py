@@ -63,3 +63,38 @@ def m001_meta_users_sessions_audit(db: Database) -> None:
         """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
     )
+
+
+@migrations()
+def m002_rooms_and_join_tokens(db: Database) -> None:
+    db.table("rooms").create(
+        {
+            "id": str,
+            "kind": str,  # adhoc | appointment | group
+            "name": str,  # unique for ad-hoc rooms; null otherwise
+            "created_at": str,
+            "created_by": int,
+            "closed_at": str,
+        },
+        pk="id",
+        not_null={"kind", "created_at"},
+    )
+    db.table("rooms").create_index(["kind", "name"], unique=True)
+    db.table("join_tokens").create(
+        {
+            "id": str,  # sha256 of the token; the token itself is never stored
+            "room_id": str,
+            "user_id": int,
+            "display_name": str,
+            "room_role": str,  # host | member
+            "created_at": str,
+            "expires_at": str,
+            "identity": str,  # fingerprint of the identity key that first used it
+            "first_used_at": str,
+            "revoked_at": str,
+        },
+        pk="id",
+        foreign_keys=[("room_id", "rooms", "id")],
+        not_null={"room_id", "display_name", "room_role", "created_at", "expires_at"},
+    )
+    db.table("join_tokens").create_index(["room_id"])
