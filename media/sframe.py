@@ -225,7 +225,9 @@ class CipherSuite:
         if self.nka is None:
             if self.nk not in (16, 32) or self.nt != 16:
                 raise SFrameConfigError("AES-GCM suites need a 16/32-byte key and 16-byte tag")
-        elif self.nka not in (16, 32) or self.nk != self.nka + self.nh or not 4 <= self.nt <= self.nh:
+        elif (
+            self.nka not in (16, 32) or self.nk != self.nka + self.nh or not 4 <= self.nt <= self.nh
+        ):
             raise SFrameConfigError("inconsistent AES-CTR+HMAC suite constants")
 
     def make_aead(self, key: bytes) -> AESGCM | _AesCtrHmac:
@@ -521,9 +523,7 @@ class SFrameSender:
         self._install(key)
 
     @classmethod
-    def generate(
-        cls, sender_id: int, cipher_suite: int = AES_128_GCM_SHA256_128
-    ) -> SFrameSender:
+    def generate(cls, sender_id: int, cipher_suite: int = AES_128_GCM_SHA256_128) -> SFrameSender:
         return cls(SenderKey.generate(sender_id, 0, cipher_suite))
 
     def _install(self, key: SenderKey) -> None:
@@ -564,7 +564,9 @@ class SFrameSender:
             header = bytes((self._config | ctr,)) + self._kid_bytes
         else:
             n = (ctr.bit_length() + 7) >> 3
-            header = bytes((self._config | 0x08 | (n - 1),)) + self._kid_bytes + ctr.to_bytes(n, "big")
+            header = (
+                bytes((self._config | 0x08 | (n - 1),)) + self._kid_bytes + ctr.to_bytes(n, "big")
+            )
         nonce = (self._salt_int ^ ctr).to_bytes(12, "big")
         return header + self._aead.encrypt(nonce, frame, header + metadata)
 
@@ -706,7 +708,9 @@ class SFrameReceiver:
     def prune(self, now: float | None = None) -> None:
         """Drop keys whose grace period has ended."""
         now = self._clock() if now is None else now
-        for kid in [k for k, e in self._keys.items() if e.expires_at is not None and e.expires_at <= now]:
+        for kid in [
+            k for k, e in self._keys.items() if e.expires_at is not None and e.expires_at <= now
+        ]:
             del self._keys[kid]
 
     def held_kids(self) -> set[int]:
@@ -744,7 +748,10 @@ class SFrameReceiver:
             raise MalformedFrameError(str(exc)) from None
         if len(data) - hlen < self._suite.nt:
             raise MalformedFrameError("ciphertext shorter than the authentication tag")
-        if expected_sender is not None and kid >> (GENERATION_BITS + RATCHET_BITS) != expected_sender:
+        if (
+            expected_sender is not None
+            and kid >> (GENERATION_BITS + RATCHET_BITS) != expected_sender
+        ):
             raise UnexpectedSenderError(f"KID {kid} is not from sender {expected_sender}")
 
         entry = self._keys.get(kid)
@@ -774,7 +781,9 @@ class SFrameReceiver:
 
         if ctr > max_ctr:
             shift = ctr - max_ctr
-            entry.seen = ((entry.seen << shift) | 1) & self._window_mask if shift < self.replay_window else 1
+            entry.seen = (
+                ((entry.seen << shift) | 1) & self._window_mask if shift < self.replay_window else 1
+            )
             entry.max_ctr = ctr
         else:
             entry.seen |= 1 << (max_ctr - ctr)
