@@ -11,7 +11,7 @@ from aiohttp import web
 from therapy import schema as therapy_schema
 from therapy.datadir import DataDir, prepare
 from therapy.storage import Store
-from web import api_accounts, api_core, appkeys, environments_http, pages
+from web import api_accounts, api_core, appkeys, environments_http, pages, practice_http
 from web.config import Config
 from web.middleware import (
     access_log_middleware,
@@ -69,6 +69,7 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     api_core.register(api)
     api_accounts.register(api)
     environments_http.register(api, app.router)
+    practice_http.register(api, app.router)
     app[appkeys.API] = api
     api.add_routes(app.router)
     pages.register(app.router)
