@@ -1,0 +1,158 @@
+"""Every private aiortc / aioice / asyncio detail Haven's SFU and client rely on.
+
+If an upgrade moves one of these, this file fails with a clear message instead of
+forwarding silently breaking. The list mirrors media/aiortc_hooks.py's docstring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import aioice
+import aioice.ice
+import aiortc
+import pylibsrtp
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpreceiver import StreamStatistics
+
+from media import aiortc_hooks as hooks
+from media.client import HavenClient, encode_opus
+from media.loopback_ice import IcePolicy
+from media.sfu import RoomRegistry
+
+
+def test_pinned_versions():
+    assert aiortc.__version__ == "1.16.0"
+    assert aioice.__version__ == "0.13.0"
+
+
+def test_dtls_transport_srtp_sessions_and_ice_connection():
+    src = inspect.getsource(RTCDtlsTransport)
+    assert "self._rx_srtp" in src and "self._tx_srtp" in src
+    assert "self._rx_srtp.unprotect(data)" in src  # RTP arrives SRTP-protected
+    assert inspect.isfunction(pylibsrtp.Session.protect)
+    assert inspect.isfunction(pylibsrtp.Session.unprotect)
+    assert "self._connection = " in inspect.getsource(RTCIceTransport.__init__)
+    assert isinstance(RTCDtlsTransport.transport, property)
+
+
+def test_aioice_connection_protocols_nominated_and_datagram_received():
+    init = inspect.getsource(aioice.Connection.__init__)
+    assert "self._protocols" in init and "self._nominated" in init
+    assert list(inspect.signature(aioice.ice.StunProtocol.datagram_received).parameters) == [
+        "self", "data", "addr"]
+    # non-STUN datagrams are handed to the connection: our override sees them first
+    assert "self.receiver.data_received(" in inspect.getsource(
+        aioice.ice.StunProtocol.datagram_received)
+    pair_attrs = inspect.getsource(aioice.ice.CandidatePair)
+    assert "self.protocol" in pair_attrs and "def remote_addr" in pair_attrs
+
+
+def test_aioice_get_host_addresses_is_module_level():
+    from media import loopback_ice
+
+    loopback_ice.install()
+    fn = aioice.ice.get_host_addresses
+    assert fn is loopback_ice._policy_host_addresses
+    assert list(inspect.signature(loopback_ice._installed_original).parameters) == [
+        "use_ipv4", "use_ipv6"]
+    assert "get_host_addresses(" in inspect.getsource(aioice.Connection.gather_candidates)
+
+
+def test_asyncio_datagram_transport_has_raw_socket():
+    from asyncio import selector_events
+
+    assert "self._sock" in inspect.getsource(selector_events._SelectorTransport.__init__)
+
+
+def test_transceiver_codecs_and_sender_ssrc():
+    assert "self._codecs" in inspect.getsource(RTCRtpTransceiver.__init__)
+    assert "self._ssrc = " in inspect.getsource(RTCRtpSender.__init__)
+
+
+def test_sender_report_counters_exist():
+    init = inspect.getsource(RTCRtpSender.__init__)
+    for name in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count"):
+        assert f"self.{name} = " in init, name
+    rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    for name in ("self.__ntp_timestamp", "self.__rtp_timestamp", "self.__packet_count",
+                 "self.__octet_count"):
+        assert name in rtcp, name
+    assert hooks.SENDER_PACKETS == "_RTCRtpSender__packet_count"
+
+
+def test_receiver_remote_streams_and_stream_statistics():
+    assert "self.__remote_streams" in inspect.getsource(RTCRtpReceiver.__init__)
+    rtcp = inspect.getsource(RTCRtpReceiver._run_rtcp)
+    for attr in ("stream.fraction_lost", "stream.packets_lost", "stream.max_seq", "stream.jitter"):
+        assert attr in rtcp, attr
+    assert isinstance(StreamStatistics.fraction_lost, property)
+    assert "_expected_prior" in inspect.getsource(StreamStatistics)
+
+    class Src:
+        received, seq, base_seq, cycles, jitter_q4 = 9, 10, 1, 0, 32
+
+    stats = hooks.SourceStatistics(Src())
+    assert (stats.packets_expected, stats.packets_lost, stats.jitter) == (10, 1, 2)
+    assert stats.fraction_lost == 25  # 1 of 10 lost, 8-bit fixed point
+
+
+def test_receiver_handle_rtp_packet_signature():
+    # media.client overrides it per instance to count packets before any jitter buffer
+    assert list(inspect.signature(RTCRtpReceiver._handle_rtp_packet).parameters) == [
+        "self", "packet", "arrival_time_ms"]
+    assert "await receiver._handle_rtp_packet(packet, arrival_time_ms=" in inspect.getsource(
+        RTCDtlsTransport._handle_rtp_data)
+
+
+def test_held_track_contract():
+    # a sender without a track polls every 20 ms; the SFU gives each slot a track that waits
+    src = inspect.getsource(RTCRtpSender._run_rtp)
+    assert "await asyncio.sleep(0.02)" in src and "_next_encoded_frame" in src
+
+
+async def test_hooks_on_live_connection():
+    """The hooks resolve to live objects on a real, connected loopback session."""
+    ice = IcePolicy.loopback()
+    registry = RoomRegistry(ice=ice)
+    client = HavenClient(ice, payloads=encode_opus(5), slots=1)
+    try:
+        participant = await registry.room("r").join("a")
+        await client.accept(await participant.answer(await client.offer()))
+        await client.wait_connected()
+        for _ in range(100):
+            if participant.state == "connected":
+                break
+            await asyncio.sleep(0.02)
+        pc = participant._pc
+        assert isinstance(pc, RTCPeerConnection)
+        up = participant._upstream
+        dtls = hooks.dtls_transport(up)
+        rx, tx = hooks.srtp_sessions(dtls)
+        assert isinstance(rx, pylibsrtp.Session) and isinstance(tx, pylibsrtp.Session)
+        conn = hooks.ice_connection(dtls)
+        assert isinstance(conn, aioice.Connection)
+        protocol, addr = hooks.nominated_pair(conn)
+        assert addr[0] == "127.0.0.1"
+        assert hooks.raw_socket(protocol.transport) is not None
+        protos = hooks.stun_protocols(conn)
+        assert protos and all("datagram_received" in p.__dict__ for p in protos)  # hooked
+        assert hooks.negotiated_payload_type(up) == 96
+        ssrc = hooks.sender_ssrc(pc.getTransceivers()[1].sender)
+        assert isinstance(ssrc, int) and f"a=ssrc:{ssrc} " in pc.localDescription.sdp
+        sender = pc.getTransceivers()[1].sender
+        hooks.set_sender_report_counters(sender, 1 << 40, 1234, 5, 500)
+        assert getattr(sender, hooks.SENDER_PACKETS) == 5
+        assert isinstance(getattr(up.receiver, hooks.RECEIVER_REMOTE_STREAMS), dict)
+    finally:
+        await client.close()
+        await registry.close()
+
+
+@pytest.mark.parametrize("name", ["_rx_srtp", "_tx_srtp", "_state"])
+def test_dtls_instance_attributes(name):
+    assert f"self.{name}" in inspect.getsource(RTCDtlsTransport.__init__)
