@@ -88,20 +88,21 @@ async def client(aiohttp_client, make_app):
 
 
 @pytest.fixture
-def new_client(aiohttp_client):
-    """Another browser on the same app: ``await new_client(app)``."""
+async def new_client():
+    """Another browser on the same running app: ``await new_client(client)``."""
+    from aiohttp.test_utils import TestClient
 
-    async def factory(app_or_client):
-        server = getattr(getattr(app_or_client, "client", None), "server", None)
-        if server is not None:
-            from aiohttp.test_utils import TestClient
+    made = []
 
-            c = TestClient(server)
-            await c.start_server()
-            return Browserish(c)
-        return Browserish(await aiohttp_client(app_or_client))
+    async def factory(existing: Browserish) -> Browserish:
+        c = TestClient(existing.client.server)
+        await c.start_server()
+        made.append(c)
+        return Browserish(c)
 
-    return factory
+    yield factory
+    for c in made:
+        await c.session.close()
 
 
 def free_port() -> int:
@@ -131,13 +132,13 @@ def start_live_server(tmp_dir: Path, extra_args: list[str] | None = None) -> Liv
     port = free_port()
     data_dir = tmp_dir / "data"
     log_path = tmp_dir / "server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "web.cli", "serve", "--demo", "--port", str(port),
-         "--data-dir", str(data_dir), "--ice-loopback-only", *(extra_args or [])],
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "serve", "--demo", "--port", str(port),
+             "--data-dir", str(data_dir), "--ice-loopback-only", *(extra_args or [])],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

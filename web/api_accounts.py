@@ -142,8 +142,8 @@ def client_address(request: web.Request) -> str:
 
 
 def actor_of(request: web.Request) -> Actor:
-    user = request.get("user")
-    sid = request.get("session_id")
+    user = request.get(appkeys.USER)
+    sid = request.get(appkeys.SESSION_ID)
     return Actor(user.id if user else None, sid[:12] if sid else None)
 
 
@@ -157,8 +157,8 @@ async def login(request: web.Request, username: str, password: str) -> tuple[Use
     wait = limiter.retry_after(username, address)
     if wait is not None:
         await store.write(
-            audit.record, Actor(None), "user.login_rate_limited", "users", None,
-            username_hash=_short_hash(username),
+            lambda db: audit.record(db, Actor(None), "user.login_rate_limited", "users", None,
+                                    username_hash=_short_hash(username))
         )
         raise ApiError(429, "rate_limited", "too many failed logins; wait and try again",
                        retry_after=int(wait))
@@ -167,8 +167,8 @@ async def login(request: web.Request, username: str, password: str) -> tuple[Use
     except AccountError as exc:
         limiter.failed(username, address)
         await store.write(
-            audit.record, Actor(None), "user.login_failed", "users", None,
-            username_hash=_short_hash(username),
+            lambda db: audit.record(db, Actor(None), "user.login_failed", "users", None,
+                                    username_hash=_short_hash(username))
         )
         raise ApiError(401, exc.code, exc.message) from None
     limiter.succeeded(username)
@@ -213,7 +213,7 @@ def register(api: ApiRegistry) -> None:
                    auth=PUBLIC, body=SignupBody, response=USER_SCHEMA, tags=["accounts"],
                    errors=[409])
     async def api_signup(request: web.Request) -> web.Response:
-        body: SignupBody = request["body"]
+        body: SignupBody = request[appkeys.BODY]
         await signup(request, body)
         user, token = await login(request, body.username, body.password)
         resp = json_response({"user": user.public()}, status=201)
@@ -224,7 +224,7 @@ def register(api: ApiRegistry) -> None:
                    auth=PUBLIC, body=LoginBody, response=USER_SCHEMA, tags=["accounts"],
                    errors=[401, 429])
     async def api_login(request: web.Request) -> web.Response:
-        body: LoginBody = request["body"]
+        body: LoginBody = request[appkeys.BODY]
         user, token = await login(request, body.username, body.password)
         resp = json_response({"user": user.public()})
         set_session_cookie(request, resp, token)
@@ -248,7 +248,7 @@ def register(api: ApiRegistry) -> None:
                    body=ProfileBody, response=USER_SCHEMA, tags=["accounts"])
     async def api_update_me(request: web.Request) -> web.Response:
         user = require_user(request)
-        body: ProfileBody = request["body"]
+        body: ProfileBody = request[appkeys.BODY]
         actor = actor_of(request)
 
         def update(db):
@@ -266,7 +266,7 @@ def register(api: ApiRegistry) -> None:
                    body=PasswordChangeBody, tags=["accounts"], errors=[401])
     async def api_change_password(request: web.Request) -> web.Response:
         user = require_user(request)
-        body: PasswordChangeBody = request["body"]
+        body: PasswordChangeBody = request[appkeys.BODY]
         await change_password(request, user, body.old_password, body.new_password)
         return json_response({"ok": True})
 
@@ -280,7 +280,7 @@ def register(api: ApiRegistry) -> None:
                    auth=[Role.ADMIN], body=RoleBody, response=USER_SCHEMA, tags=["accounts"],
                    errors=[404])
     async def api_set_role(request: web.Request) -> web.Response:
-        body: RoleBody = request["body"]
+        body: RoleBody = request[appkeys.BODY]
         user = await set_role(request, request.match_info["user_id"], body.role)
         return json_response({"user": user.public()})
 
@@ -291,7 +291,7 @@ async def change_password(request: web.Request, user: User, old: str, new: str) 
     try:
         await request.app[appkeys.STORE].write(
             lambda db: accounts.change_password(
-                db, user, old, new, keep_session=request.get("session_id"), actor=actor,
+                db, user, old, new, keep_session=request.get(appkeys.SESSION_ID), actor=actor,
                 cost=config.scrypt_cost,
             )
         )

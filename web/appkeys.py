@@ -16,3 +16,10 @@ STORE = web.AppKey("store", "Store")
 LIMITER = web.AppKey("login_limiter", "LoginLimiter")
 TEMPLATES = web.AppKey("templates", "jinja2.Environment")
 API = web.AppKey("api", "ApiRegistry")
+
+# Per-request state set by the middlewares and the API registry.
+USER = web.RequestKey("user", object)  # therapy.accounts.User of the logged-in person
+SESSION_ID = web.RequestKey("session_id", str)  # hashed login-session id
+CSRF_TOKEN = web.RequestKey("csrf_token", str)
+CSP_NONCE = web.RequestKey("csp_nonce", str)
+BODY = web.RequestKey("body", object)  # the parsed, validated request body dataclass

@@ -57,15 +57,15 @@ async def access_log_middleware(request: web.Request, handler):
             route=route_name(request),
             status=status,
             ms=round((time.perf_counter() - started) * 1000, 1),
-            user=getattr(request.get("user"), "id", None),
+            user=getattr(request.get(appkeys.USER), "id", None),
         )
 
 
 def render_error_page(request: web.Request, status: int, message: str) -> web.Response:
     env = request.app[appkeys.TEMPLATES]
     html = env.get_template("error.html").render(
-        status=status, message=message, user=request.get("user"),
-        csp_nonce=request.get("csp_nonce", ""), csrf_token=request.get("csrf_token", ""),
+        status=status, message=message, user=request.get(appkeys.USER),
+        csp_nonce=request.get(appkeys.CSP_NONCE, ""), csrf_token=request.get(appkeys.CSRF_TOKEN, ""),
     )
     return web.Response(text=html, status=status, content_type="text/html")
 
@@ -123,7 +123,7 @@ def content_security_policy(nonce: str) -> str:
 @web.middleware
 async def security_headers_middleware(request: web.Request, handler):
     nonce = secrets.token_urlsafe(16)
-    request["csp_nonce"] = nonce
+    request[appkeys.CSP_NONCE] = nonce
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -156,7 +156,7 @@ async def session_middleware(request: web.Request, handler):
         store = request.app[appkeys.STORE]
         found = await store.read(accounts.session_user, token)
         if found is not None:
-            request["user"], request["session_id"] = found
+            request[appkeys.USER], request[appkeys.SESSION_ID] = found
     return await handler(request)
 
 
@@ -176,7 +176,7 @@ async def csrf_middleware(request: web.Request, handler):
     cookie = request.cookies.get(CSRF_COOKIE, "")
     valid_cookie = 20 <= len(cookie) <= 64
     token = cookie if valid_cookie else secrets.token_urlsafe(24)
-    request["csrf_token"] = token
+    request[appkeys.CSRF_TOKEN] = token
     if request.method in UNSAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent and request.content_type in (

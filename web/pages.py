@@ -20,8 +20,8 @@ def render(request: web.Request, template: str, status: int = 200, **context) ->
     env = request.app[appkeys.TEMPLATES]
     html = env.get_template(template).render(
         user=current_user(request),
-        csrf_token=request["csrf_token"],
-        csp_nonce=request["csp_nonce"],
+        csrf_token=request[appkeys.CSRF_TOKEN],
+        csp_nonce=request[appkeys.CSP_NONCE],
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html")
@@ -60,17 +60,17 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if "retry_after" in err.extra:
             resp.headers["Retry-After"] = str(err.extra["retry_after"])
         return resp
-    resp = web.HTTPSeeOther(nxt)
-    api_accounts.set_session_cookie(request, resp, token)
-    return resp
+    redirect = web.HTTPSeeOther(nxt)
+    api_accounts.set_session_cookie(request, redirect, token)
+    raise redirect
 
 
 async def logout_submit(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get("haven_session", "")
     await request.app[appkeys.STORE].write(accounts.end_session, token)
-    resp = web.HTTPSeeOther("/")
-    api_accounts.clear_session_cookie(request, resp)
-    return resp
+    redirect = web.HTTPSeeOther("/")
+    api_accounts.clear_session_cookie(request, redirect)
+    raise redirect
 
 
 async def signup_page(request: web.Request) -> web.Response:
@@ -95,9 +95,9 @@ async def signup_submit(request: web.Request) -> web.StreamResponse:
     except ApiError as err:
         return render(request, "signup.html", status=err.status, error=err.message, field=None,
                       form=shown)
-    resp = web.HTTPSeeOther("/")
-    api_accounts.set_session_cookie(request, resp, token)
-    return resp
+    redirect = web.HTTPSeeOther("/")
+    api_accounts.set_session_cookie(request, redirect, token)
+    raise redirect
 
 
 async def account_page(request: web.Request) -> web.Response:

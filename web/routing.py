@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from therapy.accounts import Role, User, ValidationError
+from web import appkeys
 from web.errors import ApiError, bad_request, forbidden, unauthorized
 
 PUBLIC = "public"  # no login needed
@@ -38,7 +39,7 @@ class Operation:
 
 
 def current_user(request: web.Request) -> User | None:
-    return request.get("user")
+    return request.get(appkeys.USER)
 
 
 def require_user(request: web.Request, roles: Iterable[Role] = ANY_USER) -> User:
@@ -107,7 +108,7 @@ class ApiRegistry:
                     require_user(request, auth)
                 if body is not None:
                     data = await read_json(request, self.max_json_bytes)
-                    request["body"] = parse_body(body, data)
+                    request[appkeys.BODY] = parse_body(body, data)
                 return await fn(request)
 
             self.operations.append(
