@@ -483,8 +483,12 @@ def wrap_sender_key(
     sender_identity: IdentityKeys,
     sender_participant_id: str,
     recipient: Member,
+    _nonce: bytes | None = None,
 ) -> WrappedKey:
-    """Encrypt ``key`` for ``recipient`` and sign the result with our Ed25519 key."""
+    """Encrypt ``key`` for ``recipient`` and sign the result with our Ed25519 key.
+
+    ``_nonce`` exists only to reproduce the documented example; never pass it otherwise.
+    """
     if not isinstance(key, SenderKey):
         raise TypeError("key must be a SenderKey")
     sender_x = sender_identity.x25519_public
@@ -499,7 +503,7 @@ def wrap_sender_key(
         key.generation,
         key.ratchet_step,
         key.cipher_suite,
-        nonce=os.urandom(12),
+        nonce=os.urandom(12) if _nonce is None else _nonce,
         ciphertext=bytes(32),
         signature=bytes(64),
     )
