@@ -25,6 +25,10 @@ aiortc
     ``StreamStatistics``): the SFU registers a duck-typed statistics object for the
     publisher's SSRC so aiortc's own receiver RTCP task sends receiver reports
     (loss, jitter, LSR/DLSR) for the stream it no longer sees packet by packet.
+  * ``RTCRtpReceiver._handle_rtp_packet`` (overridden per *instance* on the
+    upstream receiver): RTP that still takes aiortc's path (packets queued before
+    the datagram hook is installed) goes to the forwarder, never to aiortc's
+    jitter buffer and decoder.
   * ``aiortc.rtcrtpreceiver.StreamStatistics`` (its ``fraction_lost`` property and
     ``_expected_prior`` / ``_received_prior`` / ``_jitter_q4`` fields).
 
@@ -133,6 +137,19 @@ def set_sender_report_counters(
     setattr(sender, SENDER_OCTETS, octets)
 
 
+def divert_receiver(receiver: RTCRtpReceiver, handle_plain_rtp: Callable[[bytes], None]) -> None:
+    """Send RTP that reaches aiortc's receiver to ``handle_plain_rtp`` (re-serialized,
+    without header extensions) instead of the jitter buffer and decoder."""
+
+    async def _handle_rtp_packet(packet, arrival_time_ms: int) -> None:
+        try:
+            handle_plain_rtp(packet.serialize())
+        except Exception:
+            log.exception("diverted RTP packet could not be forwarded")
+
+    receiver._handle_rtp_packet = _handle_rtp_packet
+
+
 def register_receive_statistics(receiver: RTCRtpReceiver, ssrc: int, stats: StreamStatistics) -> None:
     """Make aiortc's receiver RTCP task report on ``ssrc`` using ``stats``."""
     getattr(receiver, RECEIVER_REMOTE_STREAMS)[ssrc] = stats
@@ -180,6 +197,9 @@ class SourceStatistics(StreamStatistics):
         self._clockrate = 48000
         self._expected_prior = 0
         self._received_prior = 0
+
+    def add(self, packet) -> None:  # counting happens in Source.handle
+        return None
 
     @property
     def packets_received(self) -> int:

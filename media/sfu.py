@@ -305,6 +305,7 @@ class Participant:
             if pt is not None:
                 self._source = Source(self.participant_id, pt, on_ssrc=self._on_source_ssrc)
                 self._source.set_enabled(self._forwarding)
+                hooks.divert_receiver(up.receiver, self._source.handle)
         for index, t in enumerate(transceivers[1:len(kinds)], start=1):
             if t.currentDirection not in ("sendonly", "sendrecv"):
                 continue

@@ -109,6 +109,15 @@ def test_receiver_handle_rtp_packet_signature():
         RTCDtlsTransport._handle_rtp_data)
 
 
+def test_rtp_packet_serialize_defaults():
+    from aiortc.rtp import RtpPacket
+
+    params = inspect.signature(RtpPacket.serialize).parameters
+    assert all(p.default is not inspect.Parameter.empty for n, p in params.items() if n != "self")
+    data = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, ssrc=3, payload=b"x").serialize()
+    assert data[12:] == b"x"
+
+
 def test_held_track_contract():
     # a sender without a track polls every 20 ms; the SFU gives each slot a track that waits
     src = inspect.getsource(RTCRtpSender._run_rtp)
@@ -148,6 +157,7 @@ async def test_hooks_on_live_connection():
         hooks.set_sender_report_counters(sender, 1 << 40, 1234, 5, 500)
         assert getattr(sender, hooks.SENDER_PACKETS) == 5
         assert isinstance(getattr(up.receiver, hooks.RECEIVER_REMOTE_STREAMS), dict)
+        assert "_handle_rtp_packet" in up.receiver.__dict__  # diverted to the forwarder
     finally:
         await client.close()
         await registry.close()

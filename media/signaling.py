@@ -1,0 +1,399 @@
+"""Haven's signaling messages: one validated dataclass per message type.
+
+Parsed once at the edge (``parse_client_message`` on the server, ``parse_server_message`` in
+clients); everything inside works with typed values. Every message is a JSON object with a
+``type``; docs/protocol.md describes each one. A message that fails validation raises
+:class:`ProtocolError`, whose ``code`` goes back to the sender in an ``error`` message.
+
+Leaf module: standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_SDP_BYTES = 48 * 1024
+MAX_KEYS_PER_MESSAGE = 16
+MAX_BLOB_BYTES = 2048
+PARTICIPANT_ID_RE = re.compile(r"^p-[0-9a-f]{6,32}$")
+ROOM_ID_RE = re.compile(r"^r-[0-9a-f]{16}$")
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+MAX_DISPLAY_NAME = 64
+
+
+class ProtocolError(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _require(data: dict, name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in data:
+        raise ProtocolError("invalid_message", f"'{name}' is required")
+    value = data[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError("invalid_message", f"'{name}' has the wrong type")
+    return value
+
+
+def _participant_id(value: object, name: str = "participant_id") -> str:
+    if not isinstance(value, str) or not PARTICIPANT_ID_RE.fullmatch(value):
+        raise ProtocolError("invalid_message", f"'{name}' is not a participant id")
+    return value
+
+
+def _blob(value: object) -> dict:
+    """An opaque JSON object relayed between clients (wrapped keys): size-checked only."""
+    if not isinstance(value, dict):
+        raise ProtocolError("invalid_message", "'blob' must be an object")
+    if len(json.dumps(value)) > MAX_BLOB_BYTES:
+        raise ProtocolError("too_large", "'blob' is too large")
+    return value
+
+
+def _display_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError("invalid_message", "'display_name' must be a string")
+    name = " ".join(value.split())
+    if not 1 <= len(name) <= MAX_DISPLAY_NAME or any(ord(c) < 32 for c in name):
+        raise ProtocolError("invalid_message", "'display_name' must be 1 to 64 characters")
+    return name
+
+
+@dataclass(frozen=True)
+class Message:
+    type: ClassVar[str] = ""
+
+    def to_dict(self) -> dict:
+        out = {"type": self.type}
+        out.update(asdict(self))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+# --- client to server ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Join(Message):
+    """First message on a connection: who I am, and the token that lets me in."""
+
+    type: ClassVar[str] = "join"
+    room_id: str
+    token: str
+    identity: dict  # an IdentityCard (media.e2ee), verified by the server and by every client
+    display_name: str | None = None  # a pseudonym, where the room allows it
+
+    @classmethod
+    def parse(cls, d: dict) -> Join:
+        room_id = _require(d, "room_id", str)
+        if not ROOM_ID_RE.fullmatch(room_id):
+            raise ProtocolError("invalid_message", "'room_id' is not a room id")
+        token = _require(d, "token", str)
+        if not TOKEN_RE.fullmatch(token):
+            raise ProtocolError("invalid_token", "the join token is malformed")
+        identity = _blob(_require(d, "identity", dict))
+        name = d.get("display_name")
+        return cls(room_id, token, identity, None if name is None else _display_name(name))
+
+
+@dataclass(frozen=True)
+class Offer(Message):
+    type: ClassVar[str] = "offer"
+    sdp: str
+
+    @classmethod
+    def parse(cls, d: dict) -> Offer:
+        sdp = _require(d, "sdp", str)
+        if len(sdp.encode()) > MAX_SDP_BYTES:
+            raise ProtocolError("too_large", "the offer is too large")
+        return cls(sdp)
+
+
+@dataclass(frozen=True)
+class KeyDelivery:
+    to: str
+    blob: dict
+
+
+@dataclass(frozen=True)
+class Keys(Message):
+    """Wrapped sender keys, one per recipient; the server relays each blob unread."""
+
+    type: ClassVar[str] = "keys"
+    keys: tuple[KeyDelivery, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def parse(cls, d: dict) -> Keys:
+        items = _require(d, "keys", list)
+        if len(items) > MAX_KEYS_PER_MESSAGE:
+            raise ProtocolError("too_large", "too many keys in one message")
+        out = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise ProtocolError("invalid_message", "each key must be an object")
+            out.append(KeyDelivery(_participant_id(item.get("to"), "to"), _blob(item.get("blob"))))
+        return cls(tuple(out))
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "keys": [{"to": k.to, "blob": k.blob} for k in self.keys]}
+
+
+@dataclass(frozen=True)
+class Leave(Message):
+    type: ClassVar[str] = "leave"
+
+    @classmethod
+    def parse(cls, d: dict) -> Leave:
+        return cls()
+
+
+@dataclass(frozen=True)
+class Ping(Message):
+    type: ClassVar[str] = "ping"
+
+    @classmethod
+    def parse(cls, d: dict) -> Ping:
+        return cls()
+
+
+@dataclass(frozen=True)
+class Remove(Message):
+    """Host only: remove a participant (their join link stops working)."""
+
+    type: ClassVar[str] = "remove"
+    participant_id: str
+
+    @classmethod
+    def parse(cls, d: dict) -> Remove:
+        return cls(_participant_id(d.get("participant_id")))
+
+
+@dataclass(frozen=True)
+class Mute(Message):
+    """Host only: stop (or resume) forwarding a participant's voice, enforced by the SFU."""
+
+    type: ClassVar[str] = "mute"
+    participant_id: str
+    muted: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> Mute:
+        return cls(_participant_id(d.get("participant_id")), _require(d, "muted", bool))
+
+
+@dataclass(frozen=True)
+class EndRoom(Message):
+    """Host only: end the session for everyone."""
+
+    type: ClassVar[str] = "end"
+
+    @classmethod
+    def parse(cls, d: dict) -> EndRoom:
+        return cls()
+
+
+CLIENT_MESSAGES: dict[str, type] = {
+    m.type: m for m in (Join, Offer, Keys, Leave, Ping, Remove, Mute, EndRoom)
+}
+
+
+# --- server to client ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemberInfo:
+    participant_id: str
+    sender_id: int
+    display_name: str
+    room_role: str
+    identity: dict
+    muted: bool = False
+
+    @classmethod
+    def parse(cls, d: dict) -> MemberInfo:
+        return cls(
+            _participant_id(d.get("participant_id")),
+            _require(d, "sender_id", int),
+            _display_name(d.get("display_name")),
+            _require(d, "room_role", str),
+            _blob(d.get("identity")),
+            bool(d.get("muted", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Joined(Message):
+    type: ClassVar[str] = "joined"
+    room_id: str
+    participant_id: str
+    sender_id: int
+    room_role: str
+    display_name: str
+    members: tuple[MemberInfo, ...]
+
+    @classmethod
+    def parse(cls, d: dict) -> Joined:
+        return cls(
+            _require(d, "room_id", str), _participant_id(d.get("participant_id")),
+            _require(d, "sender_id", int), _require(d, "room_role", str),
+            _display_name(d.get("display_name")),
+            tuple(MemberInfo.parse(m) for m in _require(d, "members", list)),
+        )
+
+
+@dataclass(frozen=True)
+class Answer(Message):
+    type: ClassVar[str] = "answer"
+    sdp: str
+
+    @classmethod
+    def parse(cls, d: dict) -> Answer:
+        return cls(_require(d, "sdp", str))
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    slot: int
+    mid: str
+    participant_id: str | None
+
+
+@dataclass(frozen=True)
+class Slots(Message):
+    """Which member's voice arrives on which of my receive transceivers (by mid)."""
+
+    type: ClassVar[str] = "slots"
+    slots: tuple[SlotInfo, ...]
+
+    @classmethod
+    def parse(cls, d: dict) -> Slots:
+        out = []
+        for s in _require(d, "slots", list):
+            pid = s.get("participant_id")
+            out.append(SlotInfo(int(s["slot"]), str(s["mid"]),
+                                None if pid is None else _participant_id(pid)))
+        return cls(tuple(out))
+
+
+@dataclass(frozen=True)
+class MemberJoined(Message):
+    type: ClassVar[str] = "member_joined"
+    member: MemberInfo
+
+    @classmethod
+    def parse(cls, d: dict) -> MemberJoined:
+        return cls(MemberInfo.parse(_require(d, "member", dict)))
+
+
+@dataclass(frozen=True)
+class MemberLeft(Message):
+    type: ClassVar[str] = "member_left"
+    participant_id: str
+    reason: str  # left | removed | disconnected | replaced
+
+    @classmethod
+    def parse(cls, d: dict) -> MemberLeft:
+        return cls(_participant_id(d.get("participant_id")), _require(d, "reason", str))
+
+
+@dataclass(frozen=True)
+class KeyFrom(Message):
+    type: ClassVar[str] = "key"
+    sender: str  # JSON field "from"
+    blob: dict
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "from": self.sender, "blob": self.blob}
+
+    @classmethod
+    def parse(cls, d: dict) -> KeyFrom:
+        return cls(_participant_id(d.get("from"), "from"), _blob(d.get("blob")))
+
+
+@dataclass(frozen=True)
+class Muted(Message):
+    type: ClassVar[str] = "muted"
+    participant_id: str
+    muted: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> Muted:
+        return cls(_participant_id(d.get("participant_id")), _require(d, "muted", bool))
+
+
+@dataclass(frozen=True)
+class Pong(Message):
+    type: ClassVar[str] = "pong"
+
+    @classmethod
+    def parse(cls, d: dict) -> Pong:
+        return cls()
+
+
+@dataclass(frozen=True)
+class Ended(Message):
+    """The session is over for this connection (room ended, or I was removed)."""
+
+    type: ClassVar[str] = "ended"
+    reason: str  # room_closed | removed | replaced
+
+    @classmethod
+    def parse(cls, d: dict) -> Ended:
+        return cls(_require(d, "reason", str))
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    fatal: bool = True
+
+    @classmethod
+    def parse(cls, d: dict) -> Error:
+        return cls(str(d.get("code", "error")), str(d.get("message", "")), bool(d.get("fatal", True)))
+
+
+SERVER_MESSAGES: dict[str, type] = {
+    m.type: m
+    for m in (Joined, Answer, Slots, MemberJoined, MemberLeft, KeyFrom, Muted, Pong, Ended, Error)
+}
+
+
+def _decode(raw: str | bytes, table: dict[str, type]) -> Message:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("too_large", f"messages must be under {MAX_MESSAGE_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("malformed", "the message is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "a message must be a JSON object")
+    kind = data.get("type")
+    cls = table.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError("unknown_type", f"unknown message type {str(kind)[:32]!r}")
+    try:
+        return cls.parse(data)
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ProtocolError("invalid_message", f"malformed '{kind}' message") from None
+
+
+def parse_client_message(raw: str | bytes) -> Message:
+    return _decode(raw, CLIENT_MESSAGES)
+
+
+def parse_server_message(raw: str | bytes) -> Message:
+    return _decode(raw, SERVER_MESSAGES)
+
+
+def message_fields(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
