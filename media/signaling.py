@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SDP_BYTES = 48 * 1024
@@ -397,3 +398,34 @@ def parse_server_message(raw: str | bytes) -> Message:
 
 def message_fields(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
+
+
+# --- join URLs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JoinUrl:
+    """``{base_url}/s/{room_id}#{token}``: the token sits in the fragment, which browsers never
+    send to the server (so it is in no access log or Referer)."""
+
+    base_url: str
+    room_id: str
+    token: str
+
+    @property
+    def signaling_url(self) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        return scheme + self.base_url[self.base_url.index(":"):] + "/ws/signal"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+
+def parse_join_url(url: str) -> JoinUrl:
+    parts = urlsplit(url.strip())
+    m = re.fullmatch(r"/s/(r-[0-9a-f]{16})", parts.path)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not m:
+        raise ProtocolError("invalid_join_url", "a join URL looks like https://host/s/r-...#token")
+    if not TOKEN_RE.fullmatch(parts.fragment):
+        raise ProtocolError("invalid_join_url", "the join URL has no valid token after '#'")
+    return JoinUrl(f"{parts.scheme}://{parts.netloc}", m.group(1), parts.fragment)

@@ -16,7 +16,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
@@ -161,25 +160,3 @@ def close_room(db: Database, room_id: str, *, actor: Actor) -> None:
 
 def join_url(base_url: str, room_id: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/s/{room_id}#{token}"
-
-
-@dataclass(frozen=True)
-class ParsedJoinUrl:
-    base_url: str
-    room_id: str
-    token: str
-
-    @property
-    def signaling_url(self) -> str:
-        scheme = "wss" if self.base_url.startswith("https") else "ws"
-        return scheme + self.base_url[self.base_url.index(":"):] + "/ws/signal"
-
-
-def parse_join_url(url: str) -> ParsedJoinUrl:
-    parts = urlsplit(url)
-    m = re.fullmatch(r"/s/(r-[0-9a-f]{16})", parts.path)
-    if parts.scheme not in ("http", "https") or not parts.netloc or not m:
-        raise RoomError("invalid_join_url", "a join URL looks like https://host/s/r-…#token")
-    if not TOKEN_RE.fullmatch(parts.fragment):
-        raise RoomError("invalid_join_url", "the join URL has no valid token after '#'")
-    return ParsedJoinUrl(f"{parts.scheme}://{parts.netloc}", m.group(1), parts.fragment)

@@ -8,6 +8,8 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
+from media.loopback_ice import IcePolicy
+from media.sfu import RoomRegistry
 from therapy import schema as therapy_schema
 from therapy.datadir import DataDir, prepare
 from therapy.storage import Store
@@ -22,6 +24,7 @@ from web.middleware import (
 )
 from web.ratelimit import LoginLimiter
 from web.routing import ApiRegistry
+from web.voice import VoiceHub
 
 WEB_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = WEB_DIR.parent
@@ -77,8 +80,14 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     vendor = node_modules_dir()
     if (vendor / "three").is_dir():
         app.router.add_static("/vendor/three/", vendor / "three", name="vendor-three")
+    app.router.add_get("/ws/signal", _signal, name="signal")
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_voice_ctx)
     return app
+
+
+async def _signal(request: web.Request) -> web.StreamResponse:
+    return await request.app[appkeys.VOICE].handle(request)
 
 
 async def _store_ctx(app: web.Application):
@@ -86,3 +95,13 @@ async def _store_ctx(app: web.Application):
     app[appkeys.STORE] = store
     yield
     store.close()
+
+
+async def _voice_ctx(app: web.Application):
+    config = app[appkeys.CONFIG]
+    ice = IcePolicy.loopback() if config.ice_loopback_only else IcePolicy.default()
+    origins = {config.public_base_url.rstrip("/")} if config.public_base_url else set()
+    hub = VoiceHub(app[appkeys.STORE], RoomRegistry(ice=ice), origins)
+    app[appkeys.VOICE] = hub
+    yield
+    await hub.close()

@@ -16,6 +16,7 @@ STORE = web.AppKey("store", "Store")
 LIMITER = web.AppKey("login_limiter", "LoginLimiter")
 TEMPLATES = web.AppKey("templates", "jinja2.Environment")
 API = web.AppKey("api", "ApiRegistry")
+VOICE = web.AppKey("voice", "VoiceHub")
 
 # Per-request state set by the middlewares and the API registry.
 USER = web.RequestKey("user", object)  # therapy.accounts.User of the logged-in person

@@ -5,6 +5,7 @@ Every failure ends with one clear line on stderr and a non-zero exit."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import logging
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from media.call import CallError
 from therapy import accounts
 from therapy.accounts import AccountError, Role, ValidationError
 from therapy.audit import Actor
@@ -60,7 +62,61 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--time-zone", default="UTC")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of prompting")
+    invite = sub.add_parser("invite", help="print join URLs for an ad-hoc voice room")
+    _data_dir_arg(invite)
+    invite.add_argument("--room", required=True, help="room name (created if needed)")
+    invite.add_argument("--count", type=int, default=2, help="how many join URLs (first: host)")
+    invite.add_argument("--base-url", default=None,
+                        help="address in the URLs (default: where the server on --data-dir listens)")
+    invite.add_argument("--hours", type=float, default=12, help="how long the links stay valid")
+
+    call = sub.add_parser("call", help="join a voice room from the command line")
+    call.add_argument("join_url")
+    call.add_argument("--send", type=Path, default=None, help="audio file to speak (any format)")
+    call.add_argument("--record", type=Path, default=None, help="write what is heard to this WAV")
+    call.add_argument("--seconds", type=float, default=10.0)
+    call.add_argument("--identity", type=Path, default=None,
+                      help="identity key file (default ~/.config/haven/identity.json; created)")
+    call.add_argument("--name", default=None, help="display name or pseudonym")
     return parser
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from therapy import rooms
+
+    if not 1 <= args.count <= 64:
+        raise CliError("--count must be 1 to 64")
+    if not 0 < args.hours <= 24 * 14:
+        raise CliError("--hours must be more than 0 and at most 336")
+    data_dir = open_data_dir(Config(data_dir=args.data_dir, key_file=args.key_file))
+    base_url = args.base_url or data_dir.server_base_url()
+    if not base_url:
+        raise CliError("no server has run on this data folder yet; pass --base-url")
+    db = open_database(data_dir.db_path)
+    try:
+        with db.atomic():
+            room_id = rooms.adhoc_room(db, args.room)
+            tokens = [
+                rooms.issue_token(db, room_id, "Host" if i == 0 else f"Guest {i}",
+                                  room_role="host" if i == 0 else "member",
+                                  ttl=timedelta(hours=args.hours), actor=Actor.system())
+                for i in range(args.count)
+            ]
+    except rooms.RoomError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        db.close()
+    for token in tokens:
+        print(rooms.join_url(base_url, room_id, token))
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from media.call import run_call
+
+    return asyncio.run(run_call(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -104,7 +160,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, ("user", "add"): cmd_user_add}
+COMMANDS = {"serve": cmd_serve, "invite": cmd_invite, "call": cmd_call,
+            ("user", "add"): cmd_user_add}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     key = args.command if args.command != "user" else ("user", args.user_command)
     try:
         return COMMANDS[key](args)
-    except (CliError, DataDirError, AccountError) as exc:
+    except (CliError, DataDirError, AccountError, CallError) as exc:
         print(f"haven: error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
