@@ -55,7 +55,8 @@ async def run_call(args: argparse.Namespace) -> int:
         nonlocal shown
         if client.security_code and client.security_code != shown:
             shown = client.security_code
-            print(f"security code: {shown}  (compare it aloud with everyone in the room)",
+            people = client.summary.members
+            print(f"security code: {shown}  ({people} in the room; compare it aloud)",
                   flush=True)
 
     try:
