@@ -1,9 +1,197 @@
-"""The catalogue of environments (scene definitions). Placeholder data until the
-environments issue lands its full, validated definitions."""
+"""The catalogue of environments: calm 3D places, each one a JSON data file in
+``environments/definitions/``, validated on load into frozen dataclasses.
+
+Adding a place is a matter of data: drop ``<id>.json`` in the definitions folder (the format
+is described in docs/environments.md). The browser's scene module renders any valid
+definition; the server synthesises its soundscape from the ``soundscape`` recipe.
+
+* ``all_environments()`` / ``get_environment(id)``: the shipped definitions.
+* ``load_definition(dict)``: validate one definition (raises ``DefinitionError``).
+* ``seat_positions(env, n)``: where ``n`` people sit (the JS scene uses the same formula).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import functools
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from media.soundscape import RecipeError, SoundscapeRecipe
+
+DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
+FORMAT_VERSION = 1
+MAX_PEOPLE = 12
+PROP_KINDS = ("palm", "rock", "pine", "broadleaf", "bush")
+TERRAIN_KINDS = ("sand", "meadow", "snow", "stone")
+ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+MIN_SEAT_GAP = 0.5  # metres between any two seats, whatever the group size
+
+
+class DefinitionError(ValueError):
+    """An environment definition is malformed; ``field`` is the dotted path of the problem."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class _Obj:
+    """Reads one JSON object field by field, refusing unknown and missing fields."""
+
+    def __init__(self, data: Any, where: str, fields: set[str], optional: set[str] = frozenset()):
+        if not isinstance(data, dict):
+            raise DefinitionError(where, "must be an object")
+        unknown = sorted(set(data) - fields - optional)
+        if unknown:
+            raise DefinitionError(f"{where}.{unknown[0]}".lstrip("."), "is not a known field")
+        missing = sorted(fields - set(data))
+        if missing:
+            raise DefinitionError(f"{where}.{missing[0]}".lstrip("."), "is required")
+        self.data = data
+        self.where = where
+
+    def path(self, name: str) -> str:
+        return f"{self.where}.{name}".lstrip(".")
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+    def num(self, name: str, lo: float, hi: float, default: float | None = None) -> float:
+        v = self.data.get(name, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
+                or not lo <= v <= hi:
+            raise DefinitionError(self.path(name), f"must be a number from {lo} to {hi}")
+        return float(v)
+
+    def int(self, name: str, lo: int, hi: int, default: int | None = None) -> int:
+        v = self.data.get(name, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise DefinitionError(self.path(name), f"must be an integer from {lo} to {hi}")
+        return v
+
+    def text(self, name: str, max_len: int, min_len: int = 1) -> str:
+        v = self.data.get(name)
+        if not isinstance(v, str) or not min_len <= len(v.strip()) <= max_len:
+            raise DefinitionError(self.path(name), f"must be text of {min_len} to {max_len} characters")
+        return v.strip()
+
+    def color(self, name: str) -> str:
+        v = self.data.get(name)
+        if not isinstance(v, str) or not COLOR_RE.match(v):
+            raise DefinitionError(self.path(name), "must be a colour like #a1b2c3")
+        return v.lower()
+
+    def choice(self, name: str, options: tuple[str, ...]) -> str:
+        v = self.data.get(name)
+        if v not in options:
+            raise DefinitionError(self.path(name), f"must be one of {', '.join(options)}")
+        return v
+
+    def flag(self, name: str, default: bool) -> bool:
+        v = self.data.get(name, default)
+        if not isinstance(v, bool):
+            raise DefinitionError(self.path(name), "must be true or false")
+        return v
+
+
+@dataclass(frozen=True)
+class Sky:
+    zenith: str
+    horizon: str
+    ground: str
+
+
+@dataclass(frozen=True)
+class Light:
+    time_of_day: str
+    sun_elevation_deg: float
+    sun_azimuth_deg: float
+    sun_color: str
+    sun_intensity: float
+    ambient_color: str
+    ambient_intensity: float
+    drift: float  # 0..1: how much the light drifts (clouds, dapples, the sun's shimmer)
+
+
+@dataclass(frozen=True)
+class Fog:
+    color: str
+    near: float
+    far: float
+
+
+@dataclass(frozen=True)
+class Terrain:
+    kind: str
+    color: str
+    color_variation: float
+    size: float
+    relief: float
+
+
+@dataclass(frozen=True)
+class Water:
+    color: str
+    deep_color: str
+    foam_color: str
+    shore_z: float  # the shoreline runs along x at this z; the sea lies beyond it (z < shore_z)
+    wave_height: float
+    wave_speed: float
+
+
+@dataclass(frozen=True)
+class Atmosphere:
+    clouds: int
+    dapple: float
+    light_shafts: int
+    motes: int
+
+
+@dataclass(frozen=True)
+class PropGroup:
+    kind: str
+    count: int
+    min_radius: float
+    max_radius: float
+    arc_deg: tuple[float, float]
+    scale: tuple[float, float]
+    colors: tuple[str, ...]
+    sway: float
+    min_spacing: float
+    in_water: bool
+
+
+@dataclass(frozen=True)
+class Seating:
+    radius: float
+    min_spacing: float
+    eye_height: float
+    start_angle_deg: float
+    center: tuple[float, float]
+    max_people: int
+    seat_color: str
+
+
+@dataclass(frozen=True)
+class Seat:
+    index: int
+    x: float
+    y: float  # the seated listener's ear height, for spatial voice
+    z: float
+    yaw: float  # radians about +y; a seat with this yaw faces the circle's centre
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "x": round(self.x, 4), "y": round(self.y, 4),
+                "z": round(self.z, 4), "yaw": round(self.yaw, 6)}
 
 
 @dataclass(frozen=True)
@@ -11,24 +199,221 @@ class Environment:
     id: str
     name: str
     description: str
+    scene_description: str
+    seed: int
+    motion_intensity: float
+    bounds_radius: float
+    sky: Sky
+    light: Light
+    fog: Fog
+    terrain: Terrain
+    water: Water | None
+    atmosphere: Atmosphere
+    props: tuple[PropGroup, ...]
+    seating: Seating
+    soundscape: SoundscapeRecipe
+    source: dict  # the validated JSON as loaded, served to the browser
 
     def summary(self) -> dict:
-        return asdict(self)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "time_of_day": self.light.time_of_day,
+            "motion_intensity": self.motion_intensity,
+            "max_people": self.seating.max_people,
+            "preview_url": f"/environments/{self.id}",
+            "soundscape_url": soundscape_url(self.id),
+        }
+
+    def to_dict(self) -> dict:
+        """The full definition, as the browser's scene module takes it."""
+        data = json.loads(json.dumps(self.source))
+        data["soundscape_url"] = soundscape_url(self.id)
+        data["preview_url"] = f"/environments/{self.id}"
+        return data
 
 
-_CATALOG = {
-    "beach": Environment(
-        "beach", "Beach", "A quiet sandy beach at golden hour; gentle waves roll in from a calm sea."
-    ),
-    "forest": Environment(
-        "forest", "Forest", "A soft-lit clearing among tall trees, with light fog and dappled sun."
-    ),
-}
+def soundscape_url(env_id: str) -> str:
+    return f"/soundscapes/{env_id}.ogg"
+
+
+def _pair(obj: _Obj, name: str, lo: float, hi: float, ordered: bool = True) -> tuple[float, float]:
+    v = obj.raw(name)
+    if not (isinstance(v, list) and len(v) == 2 and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            and lo <= x <= hi for x in v)):
+        raise DefinitionError(obj.path(name), f"must be two numbers from {lo} to {hi}")
+    if ordered and v[0] > v[1]:
+        raise DefinitionError(obj.path(name), "must be [low, high]")
+    return float(v[0]), float(v[1])
+
+
+def load_definition(data: Any) -> Environment:
+    """Validate a definition (parsed JSON) into an ``Environment``."""
+    top = _Obj(data, "", {
+        "format", "id", "name", "description", "scene_description", "seed", "motion_intensity",
+        "bounds_radius", "sky", "light", "fog", "terrain", "water", "atmosphere", "props",
+        "seating", "soundscape",
+    })
+    if top.raw("format") != FORMAT_VERSION:
+        raise DefinitionError("format", f"must be {FORMAT_VERSION}")
+    env_id = top.raw("id")
+    if not isinstance(env_id, str) or not ID_RE.match(env_id):
+        raise DefinitionError("id", "must be lower-case letters, digits and dashes (max 32)")
+    bounds = top.num("bounds_radius", 20, 1000)
+
+    s = _Obj(top.raw("sky"), "sky", {"zenith", "horizon", "ground"})
+    sky = Sky(s.color("zenith"), s.color("horizon"), s.color("ground"))
+
+    li = _Obj(top.raw("light"), "light", {
+        "time_of_day", "sun_elevation_deg", "sun_azimuth_deg", "sun_color", "sun_intensity",
+        "ambient_color", "ambient_intensity", "drift"})
+    light = Light(li.text("time_of_day", 40), li.num("sun_elevation_deg", -10, 90),
+                  li.num("sun_azimuth_deg", -360, 360), li.color("sun_color"),
+                  li.num("sun_intensity", 0, 10), li.color("ambient_color"),
+                  li.num("ambient_intensity", 0, 10), li.num("drift", 0, 1))
+
+    f = _Obj(top.raw("fog"), "fog", {"color", "near", "far"})
+    fog = Fog(f.color("color"), f.num("near", 0, 2000), f.num("far", 1, 5000))
+    if fog.far <= fog.near:
+        raise DefinitionError("fog.far", "must be beyond fog.near")
+
+    t = _Obj(top.raw("terrain"), "terrain", {"kind", "color", "color_variation", "size", "relief"})
+    terrain = Terrain(t.choice("kind", TERRAIN_KINDS), t.color("color"),
+                      t.num("color_variation", 0, 0.5), t.num("size", 20, 2000),
+                      t.num("relief", 0, 5))
+    if terrain.size < bounds:
+        raise DefinitionError("terrain.size", "must be at least bounds_radius")
+
+    water = None
+    if top.raw("water") is not None:
+        w = _Obj(top.raw("water"), "water", {
+            "color", "deep_color", "foam_color", "shore_z", "wave_height", "wave_speed"})
+        water = Water(w.color("color"), w.color("deep_color"), w.color("foam_color"),
+                      w.num("shore_z", -bounds, bounds), w.num("wave_height", 0, 2),
+                      w.num("wave_speed", 0, 5))
+
+    a = _Obj(top.raw("atmosphere"), "atmosphere", {"clouds", "dapple", "light_shafts", "motes"})
+    atmosphere = Atmosphere(a.int("clouds", 0, 24), a.num("dapple", 0, 1),
+                            a.int("light_shafts", 0, 12), a.int("motes", 0, 200))
+
+    props_raw = top.raw("props")
+    if not isinstance(props_raw, list) or len(props_raw) > 8:
+        raise DefinitionError("props", "must be a list of at most 8 prop groups")
+    props = []
+    for i, raw in enumerate(props_raw):
+        p = _Obj(raw, f"props[{i}]", {"kind", "count", "min_radius", "max_radius", "arc_deg",
+                                      "scale", "colors"},
+                 {"sway", "min_spacing", "in_water"})
+        colors = p.raw("colors")
+        if not isinstance(colors, list) or not 1 <= len(colors) <= 4 or not all(
+                isinstance(c, str) and COLOR_RE.match(c) for c in colors):
+            raise DefinitionError(p.path("colors"), "must be 1 to 4 colours like #a1b2c3")
+        group = PropGroup(
+            kind=p.choice("kind", PROP_KINDS), count=p.int("count", 0, 200),
+            min_radius=p.num("min_radius", 0, bounds), max_radius=p.num("max_radius", 0, bounds),
+            arc_deg=_pair(p, "arc_deg", -360, 360), scale=_pair(p, "scale", 0.05, 10),
+            colors=tuple(c.lower() for c in colors), sway=p.num("sway", 0, 2, 0.0),
+            min_spacing=p.num("min_spacing", 0, 50, 1.0), in_water=p.flag("in_water", False),
+        )
+        if group.max_radius < group.min_radius:
+            raise DefinitionError(p.path("max_radius"), "must be at least min_radius")
+        props.append(group)
+    if sum(g.count for g in props) > 400:
+        raise DefinitionError("props", "at most 400 props in all (keep scenes light)")
+
+    st = _Obj(top.raw("seating"), "seating", {"radius", "eye_height", "max_people", "seat_color"},
+              {"min_spacing", "start_angle_deg", "center"})
+    seating = Seating(
+        radius=st.num("radius", 0.8, 10), min_spacing=st.num("min_spacing", 0.6, 3, 1.15),
+        eye_height=st.num("eye_height", 0.8, 1.6), start_angle_deg=st.num(
+            "start_angle_deg", -360, 360, 0.0),
+        center=_pair(st, "center", -bounds, bounds, ordered=False) if st.has("center")
+        else (0.0, 0.0),
+        max_people=st.int("max_people", 1, MAX_PEOPLE), seat_color=st.color("seat_color"),
+    )
+
+    try:
+        recipe = SoundscapeRecipe.from_dict(top.raw("soundscape"))
+    except RecipeError as exc:
+        raise DefinitionError("soundscape", str(exc)) from None
+
+    env = Environment(
+        id=env_id, name=top.text("name", 40), description=top.text("description", 200),
+        scene_description=top.text("scene_description", 1200, 20),
+        seed=top.int("seed", 0, 2**32 - 1), motion_intensity=top.num("motion_intensity", 0, 1),
+        bounds_radius=bounds, sky=sky, light=light, fog=fog, terrain=terrain, water=water,
+        atmosphere=atmosphere, props=tuple(props), seating=seating, soundscape=recipe,
+        source=json.loads(json.dumps(data)),
+    )
+    _check_circle(env)
+    return env
+
+
+def _check_circle(env: Environment) -> None:
+    """The circle, at its largest, must sit inside the scene, on dry land, clear of props."""
+    cx, cz = env.seating.center
+    r = circle_radius(env.seating, env.seating.max_people)
+    if math.hypot(cx, cz) + r + 1.0 > env.bounds_radius:
+        raise DefinitionError("seating", "the circle of seats does not fit inside bounds_radius")
+    if env.water is not None and cz - r - 1.0 < env.water.shore_z:
+        raise DefinitionError("seating", "the circle of seats reaches into the water")
+    if math.hypot(cx, cz) > 0.01:
+        return
+    for i, g in enumerate(env.props):
+        if g.count and g.min_radius < r + 1.5:
+            raise DefinitionError(f"props[{i}].min_radius",
+                                  "props must stay at least 1.5 m outside the circle of seats")
+
+
+def circle_radius(seating: Seating, n: int) -> float:
+    """The circle grows when needed so neighbours are at least ``min_spacing`` apart."""
+    if n <= 1:
+        return seating.radius
+    return max(seating.radius, seating.min_spacing / (2 * math.sin(math.pi / n)))
+
+
+def seat_positions(env: Environment, n: int) -> list[Seat]:
+    """Where ``n`` people sit (1..max_people): evenly round the circle, seat 0 at
+    ``start_angle_deg`` (0 = on the +z side, facing -z), all facing the centre. ``y`` is the
+    seated ear height. web/static/js/scene/seats.js computes exactly the same."""
+    seating = env.seating
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= seating.max_people:
+        raise ValueError(f"group size must be from 1 to {seating.max_people}")
+    r = circle_radius(seating, n)
+    cx, cz = seating.center
+    start = math.radians(seating.start_angle_deg)
+    seats = []
+    for i in range(n):
+        theta = start + 2 * math.pi * i / n
+        seats.append(Seat(i, cx + r * math.sin(theta), seating.eye_height,
+                          cz + r * math.cos(theta), theta))
+    return seats
+
+
+def load_file(path: Path) -> Environment:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DefinitionError(path.name, f"is not valid JSON: {exc}") from None
+    env = load_definition(data)
+    if env.id != path.stem:
+        raise DefinitionError("id", f"must match the file name ({path.stem!r})")
+    return env
+
+
+@functools.cache
+def _catalog() -> dict[str, Environment]:
+    envs = [load_file(p) for p in sorted(DEFINITIONS_DIR.glob("*.json"))]
+    order = {"beach": 0, "forest": 1}
+    envs.sort(key=lambda e: (order.get(e.id, 99), e.id))
+    return {e.id: e for e in envs}
 
 
 def all_environments() -> list[Environment]:
-    return list(_CATALOG.values())
+    return list(_catalog().values())
 
 
 def get_environment(env_id: str) -> Environment | None:
-    return _CATALOG.get(env_id)
+    return _catalog().get(env_id)
