@@ -24,6 +24,7 @@ PARTICIPANT_ID_RE = re.compile(r"^p-[0-9a-f]{6,32}$")
 ROOM_ID_RE = re.compile(r"^r-[0-9a-f]{16}$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 MAX_DISPLAY_NAME = 64
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 class ProtocolError(ValueError):
@@ -66,6 +67,14 @@ def _display_name(value: object) -> str:
     return name
 
 
+def _color(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not COLOR_RE.fullmatch(value):
+        raise ProtocolError("invalid_message", "'color' must look like #a1b2c3")
+    return value.lower()
+
+
 @dataclass(frozen=True)
 class Message:
     type: ClassVar[str] = ""
@@ -90,6 +99,7 @@ class Join(Message):
     token: str
     identity: dict  # an IdentityCard (media.e2ee), verified by the server and by every client
     display_name: str | None = None  # a pseudonym, where the room allows it
+    color: str | None = None  # the avatar colour the person chose, "#rrggbb"
 
     @classmethod
     def parse(cls, d: dict) -> Join:
@@ -101,7 +111,8 @@ class Join(Message):
             raise ProtocolError("invalid_token", "the join token is malformed")
         identity = _blob(_require(d, "identity", dict))
         name = d.get("display_name")
-        return cls(room_id, token, identity, None if name is None else _display_name(name))
+        return cls(room_id, token, identity, None if name is None else _display_name(name),
+                   _color(d.get("color")))
 
 
 @dataclass(frozen=True)
@@ -215,6 +226,7 @@ class MemberInfo:
     room_role: str
     identity: dict
     muted: bool = False
+    color: str | None = None
 
     @classmethod
     def parse(cls, d: dict) -> MemberInfo:
@@ -225,6 +237,7 @@ class MemberInfo:
             _require(d, "room_role", str),
             _blob(d.get("identity")),
             bool(d.get("muted", False)),
+            _color(d.get("color")),
         )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fractions
 import logging
 import time
@@ -307,9 +308,7 @@ class VoiceClient:
         elif isinstance(message, sig.Muted):
             if message.participant_id in self.members:
                 m = self.members[message.participant_id]
-                self.members[message.participant_id] = sig.MemberInfo(
-                    m.participant_id, m.sender_id, m.display_name, m.room_role, m.identity,
-                    message.muted)
+                self.members[message.participant_id] = dataclasses.replace(m, muted=message.muted)
         elif isinstance(message, sig.Ended):
             self.summary.ended = message.reason
             self.ended.set()

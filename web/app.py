@@ -13,7 +13,15 @@ from media.sfu import RoomRegistry
 from therapy import schema as therapy_schema
 from therapy.datadir import DataDir, prepare
 from therapy.storage import Store
-from web import api_accounts, api_core, appkeys, environments_http, pages, practice_http
+from web import (
+    api_accounts,
+    api_core,
+    appkeys,
+    environments_http,
+    pages,
+    practice_http,
+    session_http,
+)
 from web.config import Config
 from web.middleware import (
     access_log_middleware,
@@ -76,6 +84,7 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     app[appkeys.API] = api
     api.add_routes(app.router)
     pages.register(app.router)
+    session_http.register(app.router)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     vendor = node_modules_dir()
     if (vendor / "three").is_dir():

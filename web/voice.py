@@ -64,6 +64,7 @@ class Connection:
     sfu: Participant | None = None
     offered: bool = False
     muted: bool = False
+    color: str | None = None
     leave_reason: str = "disconnected"
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     writer: asyncio.Task | None = None
@@ -89,7 +90,7 @@ class Connection:
 
     def member_info(self) -> sig.MemberInfo:
         return sig.MemberInfo(self.participant_id, self.sender_id, self.display_name,
-                              self.room_role, self.identity, self.muted)
+                              self.room_role, self.identity, self.muted, self.color)
 
 
 @dataclass(eq=False)
@@ -222,6 +223,7 @@ class VoiceHub:
             conn.display_name = join.display_name or grant.display_name
             conn.room_role = grant.room_role
             conn.identity = card.to_dict()
+            conn.color = join.color
             conn.room = room
             try:
                 conn.sfu = await self.sfu.room(room.room_id).join(
