@@ -30,7 +30,12 @@ from therapy.permissions import Action, Facts
 MAX_OCCURRENCES = 104  # two years of weekly sessions
 DURATION_MIN, DURATION_MAX = 10, 240
 CHECK_IN_OPENS = timedelta(minutes=10)  # before the start
-DEFAULT_ENVIRONMENT = "beach"
+PREFERRED_ENVIRONMENT = "beach"
+
+
+def default_environment() -> str:
+    env = catalog.get_environment(PREFERRED_ENVIRONMENT) or catalog.all_environments()[0]
+    return env.id
 
 
 class AppointmentError(Exception):
@@ -120,7 +125,7 @@ class Occurrence:
             "local_start": local.isoformat(),
             "local_label": format_local(local),
             "environment_id": self.environment_id,
-            "environment_name": env.name if env else self.environment_id,
+            "environment_name": getattr(env, "name", self.environment_id),
             "cancelled": self.cancelled,
             "moved": self.moved,
             "therapist_id": self.therapist_id,
@@ -163,7 +168,7 @@ def expand(row: dict, changes: dict[int, dict] | None = None) -> list[Occurrence
             duration_minutes=ch.get("duration_minutes") or row["duration_minutes"],
             time_zone=zone,
             environment_id=ch.get("environment_id") or row["environment_id"]
-            or DEFAULT_ENVIRONMENT,
+            or default_environment(),
             cancelled=bool(row["cancelled_at"] or ch.get("cancelled_at")),
             moved=bool(ch.get("start_local")),
         ))
@@ -210,7 +215,7 @@ def schedule(db: Database, therapist: User, patient_id: int, start_local: str, t
     if isinstance(occurrences, bool) or not isinstance(occurrences, int) or not (
             1 <= occurrences <= MAX_OCCURRENCES):
         raise ValidationError("occurrences", f"occurrences must be 1 to {MAX_OCCURRENCES}")
-    env = validate_environment(environment_id) if environment_id else DEFAULT_ENVIRONMENT
+    env = validate_environment(environment_id) if environment_id else default_environment()
     permissions.require(Action.APPOINTMENT_MANAGE, care.subject(therapist),
                         care.patient_facts(db, therapist, patient_id))
     with db.atomic():
