@@ -179,3 +179,33 @@ def test_audit_trail_covers_note_lifecycle_without_text(clinic):
     assert read["target_table"] == "notes" and read["target_id"] == m.id
     everything = json.dumps([dict(r) for r in db.query("SELECT * FROM audit_log")])
     assert "sensitive" not in everything
+
+
+def test_demo_seed_adds_practice_records_once(tmp_path):
+    from web import demo
+
+    data = prepare(tmp_path / "data", [schema.migrations])
+    db = open_database(data.db_path)
+    try:
+        demo.seed(db, data.path, COST, data.keyring)
+        demo.seed(db, data.path, COST, data.keyring)  # idempotent
+        therapist = accounts.find_user(db, "therapist")
+        patient = accounts.find_user(db, "patient")
+        metas = notes.list_notes(db, therapist, patient.id)
+        assert sorted((m.kind.value, m.status) for m in metas) == [
+            ("progress", "signed"), ("psychotherapy", "draft")]
+        shared = notes.list_notes(db, patient, patient.id)
+        assert len(shared) == 1
+        opened = notes.read_note(db, data.keyring, patient, shared[0].id, actor=Actor(patient.id))
+        assert "sleeping better" in opened["sections"][0]["text"]
+        from therapy import appointments
+
+        past = appointments.occurrences_for(db, patient, include_past=True)
+        upcoming = appointments.occurrences_for(db, patient)
+        assert len(past) == 13 and len(upcoming) == 12
+        assert consent.has_active(db, patient.id, "notes")
+        kit = accounts.find_user(db, "patient2")
+        assert not consent.has_active(db, kit.id, "notes")
+        assert len(list(db.query("SELECT id FROM appointments"))) == 2
+    finally:
+        db.close()

@@ -204,3 +204,37 @@ def test_wrong_key_file_is_refused(clinic, tmp_path):
     with pytest.raises(rotation.RotationError):
         rotation.rotate(db, other)
     read_all(db, data.key_path, therapist, written)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def run_keys(*argv):
+    import argparse
+
+    from web import cli_keys
+
+    parser = argparse.ArgumentParser(prog="haven")
+    cli_keys.add_parser(parser.add_subparsers(dest="command", required=True))
+    return cli_keys.run(parser.parse_args(["keys", *argv]))
+
+
+def test_cli_rotate_and_shred(clinic, capsys):
+    from web import cli_keys
+
+    data, db, therapist, written = clinic
+    assert run_keys("rotate", "--data-dir", str(data.path)) == 0
+    assert "rotated: master key is now" in capsys.readouterr().out
+    assert_finished(data, db)
+    read_all(db, data.key_path, therapist, written)
+    with pytest.raises(cli_keys.KeysCliError, match="--yes"):
+        run_keys("shred", "--data-dir", str(data.path), "--patient", "patient1")
+    with pytest.raises(cli_keys.KeysCliError, match="no patient"):
+        run_keys("shred", "--data-dir", str(data.path), "--patient", "therapist", "--yes")
+    assert run_keys("shred", "--data-dir", str(data.path), "--patient", "patient1",
+                    "--yes") == 0
+    victim = accounts.find_user(db, "patient1")
+    assert sealing.patient_erased(db, victim.id)
+    rows = list(db.query("SELECT * FROM audit_log WHERE action = 'patient.crypto_shred'"))
+    assert len(rows) == 1 and rows[0]["actor_session"] == "cli"
+    with pytest.raises(cli_keys.KeysCliError, match="no Haven database"):
+        run_keys("rotate", "--data-dir", str(data.path / "nowhere"))

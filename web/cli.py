@@ -130,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.demo:
         db = open_database(data_dir.db_path)
         try:
-            rows = demo.seed(db, data_dir.path, config.scrypt_cost)
+            rows = demo.seed(db, data_dir.path, config.scrypt_cost, data_dir.keyring)
         finally:
             db.close()
         print("Demo clinic ready. Logins (also in "
