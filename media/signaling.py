@@ -211,8 +211,52 @@ class EndRoom(Message):
         return cls()
 
 
+B64U_32_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, base64url without padding
+
+
+def _epoch(d: dict) -> int:
+    epoch = _require(d, "epoch", int)
+    if not 0 <= epoch < 2**53:
+        raise ProtocolError("invalid_message", "'epoch' is out of range")
+    return epoch
+
+
+def _b64u_32(d: dict, name: str) -> str:
+    value = _require(d, name, str)
+    if not B64U_32_RE.fullmatch(value):
+        raise ProtocolError("invalid_message", f"'{name}' must be 32 bytes of base64url")
+    return value
+
+
+@dataclass(frozen=True)
+class CodeCommit(Message):
+    """Security-code round, step 1: a commitment to this member's random contribution."""
+
+    type: ClassVar[str] = "code_commit"
+    epoch: int
+    commitment: str
+
+    @classmethod
+    def parse(cls, d: dict) -> CodeCommit:
+        return cls(_epoch(d), _b64u_32(d, "commitment"))
+
+
+@dataclass(frozen=True)
+class CodeReveal(Message):
+    """Security-code round, step 2: the contribution, once every commitment is in."""
+
+    type: ClassVar[str] = "code_reveal"
+    epoch: int
+    contribution: str
+
+    @classmethod
+    def parse(cls, d: dict) -> CodeReveal:
+        return cls(_epoch(d), _b64u_32(d, "contribution"))
+
+
 CLIENT_MESSAGES: dict[str, type] = {
-    m.type: m for m in (Join, Offer, Keys, Leave, Ping, Remove, Mute, EndRoom)
+    m.type: m
+    for m in (Join, Offer, Keys, Leave, Ping, Remove, Mute, EndRoom, CodeCommit, CodeReveal)
 }
 
 
@@ -250,6 +294,7 @@ class Joined(Message):
     room_role: str
     display_name: str
     members: tuple[MemberInfo, ...]
+    epoch: int = 0  # membership version; each change starts a new security-code round
 
     @classmethod
     def parse(cls, d: dict) -> Joined:
@@ -258,6 +303,7 @@ class Joined(Message):
             _require(d, "sender_id", int), _require(d, "room_role", str),
             _display_name(d.get("display_name")),
             tuple(MemberInfo.parse(m) for m in _require(d, "members", list)),
+            _require(d, "epoch", int),
         )
 
 
@@ -299,21 +345,24 @@ class Slots(Message):
 class MemberJoined(Message):
     type: ClassVar[str] = "member_joined"
     member: MemberInfo
+    epoch: int = 0
 
     @classmethod
     def parse(cls, d: dict) -> MemberJoined:
-        return cls(MemberInfo.parse(_require(d, "member", dict)))
+        return cls(MemberInfo.parse(_require(d, "member", dict)), _require(d, "epoch", int))
 
 
 @dataclass(frozen=True)
 class MemberLeft(Message):
     type: ClassVar[str] = "member_left"
     participant_id: str
-    reason: str  # left | removed | disconnected | replaced
+    reason: str  # left | removed | disconnected | replaced | room_closed
+    epoch: int = 0
 
     @classmethod
     def parse(cls, d: dict) -> MemberLeft:
-        return cls(_participant_id(d.get("participant_id")), _require(d, "reason", str))
+        return cls(_participant_id(d.get("participant_id")), _require(d, "reason", str),
+                   _require(d, "epoch", int))
 
 
 @dataclass(frozen=True)
@@ -374,9 +423,43 @@ class Error(Message):
         return cls(str(d.get("code", "error")), str(d.get("message", "")), bool(d.get("fatal", True)))
 
 
+@dataclass(frozen=True)
+class CodeCommitFrom(Message):
+    type: ClassVar[str] = "code_commit"
+    sender: str  # JSON field "from"
+    epoch: int
+    commitment: str
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "from": self.sender, "epoch": self.epoch,
+                "commitment": self.commitment}
+
+    @classmethod
+    def parse(cls, d: dict) -> CodeCommitFrom:
+        return cls(_participant_id(d.get("from"), "from"), _epoch(d), _b64u_32(d, "commitment"))
+
+
+@dataclass(frozen=True)
+class CodeRevealFrom(Message):
+    type: ClassVar[str] = "code_reveal"
+    sender: str  # JSON field "from"
+    epoch: int
+    contribution: str
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "from": self.sender, "epoch": self.epoch,
+                "contribution": self.contribution}
+
+    @classmethod
+    def parse(cls, d: dict) -> CodeRevealFrom:
+        return cls(_participant_id(d.get("from"), "from"), _epoch(d),
+                   _b64u_32(d, "contribution"))
+
+
 SERVER_MESSAGES: dict[str, type] = {
     m.type: m
-    for m in (Joined, Answer, Slots, MemberJoined, MemberLeft, KeyFrom, Muted, Pong, Ended, Error)
+    for m in (Joined, Answer, Slots, MemberJoined, MemberLeft, KeyFrom, Muted, Pong, Ended, Error,
+              CodeCommitFrom, CodeRevealFrom)
 }
 
 

@@ -34,6 +34,7 @@ from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import signaling as sig
+from media.code_round import CodeRoundError, SecurityCodeRound
 from media.e2ee import (
     IdentityCard,
     IdentityKeys,
@@ -214,7 +215,8 @@ class VoiceClient:
         self.members: dict[str, sig.MemberInfo] = {}
         self.slots: dict[str, SlotStats] = {}
         self.mixer = Mixer(time.monotonic())
-        self.security_code = ""
+        self.security_code = ""  # shown only once the commit-then-reveal round completes
+        self.code_round: SecurityCodeRound | None = None
         self.joined = asyncio.Event()
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()
@@ -241,11 +243,26 @@ class VoiceClient:
     def _member(self, info: sig.MemberInfo) -> Member:
         return Member(info.participant_id, info.sender_id, IdentityCard.from_dict(info.identity))
 
-    def _refresh_code(self) -> None:
-        if self.manager is not None:
-            self.security_code = self.manager.security_code()
-            self.summary.security_code = self.security_code
-            self.summary.members = len(self.members) + 1
+    async def _new_code_round(self, epoch: int) -> None:
+        """Membership changed: a new commit-then-reveal round for the security code."""
+        cards = {pid: IdentityCard.from_dict(m.identity) for pid, m in self.members.items()}
+        self.code_round = SecurityCodeRound(self.join.room_id, epoch, self.participant_id,
+                                            self.identity.card(), cards)
+        self.security_code = ""
+        self.summary.members = len(self.members) + 1
+        await self._send(sig.CodeCommit(epoch, self.code_round.commit_message()))
+        await self._advance_code_round()
+
+    async def _advance_code_round(self) -> None:
+        r = self.code_round
+        if r is None:
+            return
+        if r.ready_to_reveal:
+            await self._send(sig.CodeReveal(r.epoch, r.reveal_message()))
+        code = r.code
+        if code is not None:
+            self.security_code = code
+            self.summary.security_code = code
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -285,16 +302,32 @@ class VoiceClient:
                                             message.participant_id, message.sender_id)
             self.members = {m.participant_id: m for m in message.members}
             await self._send_keys(self.manager.start([self._member(m) for m in message.members]))
-            self._refresh_code()
+            await self._new_code_round(message.epoch)
             self.joined.set()
         elif isinstance(message, sig.MemberJoined):
             self.members[message.member.participant_id] = message.member
             await self._send_keys(self.manager.member_joined(self._member(message.member)))
-            self._refresh_code()
+            await self._new_code_round(message.epoch)
         elif isinstance(message, sig.MemberLeft):
             self.members.pop(message.participant_id, None)
             await self._send_keys(self.manager.member_left(message.participant_id))
-            self._refresh_code()
+            await self._new_code_round(message.epoch)
+        elif isinstance(message, sig.CodeCommitFrom | sig.CodeRevealFrom):
+            r = self.code_round
+            if r is None or message.epoch != r.epoch:
+                return  # a round that membership has already moved past
+            try:
+                if isinstance(message, sig.CodeCommitFrom):
+                    r.on_commit(message.sender, message.commitment)
+                else:
+                    r.on_reveal(message.sender, message.contribution)
+            except CodeRoundError:
+                self.security_code = ""
+                self.summary.security_code = "MISMATCH"
+                log.warning("security code check failed: %s cheated in the commit round",
+                            message.sender)
+                return
+            await self._advance_code_round()
         elif isinstance(message, sig.KeyFrom):
             self.manager.accept(WrappedKey.from_dict(message.blob))
         elif isinstance(message, sig.Answer):

@@ -99,6 +99,7 @@ class HubRoom:
     members: dict[str, Connection] = field(default_factory=dict)
     sender_ids: dict[str, int] = field(default_factory=dict)
     next_sender_id: int = 1
+    epoch: int = 0  # bumped on every membership change
 
     def sender_id_for(self, participant_id: str) -> int:
         if participant_id not in self.sender_ids:
@@ -236,9 +237,10 @@ class VoiceHub:
                               str(exc) or "cannot join this room") from None
             others = [c.member_info() for c in room.members.values()]
             room.members[pid] = conn
+            room.epoch += 1
             conn.send(sig.Joined(room.room_id, pid, conn.sender_id, conn.room_role,
-                                 conn.display_name, tuple(others)))
-            room.broadcast(sig.MemberJoined(conn.member_info()), exclude=conn)
+                                 conn.display_name, tuple(others), room.epoch))
+            room.broadcast(sig.MemberJoined(conn.member_info(), room.epoch), exclude=conn)
         log_event(log, "voice.join", room=room.room_id, participant=pid, members=len(room.members))
 
     def _send_slots(self, conn: Connection, slot_map: dict) -> None:
@@ -255,7 +257,8 @@ class VoiceHub:
         conn.room = None
         with contextlib.suppress(Exception):
             await self.sfu.room(room.room_id).remove(conn.participant_id)
-        room.broadcast(sig.MemberLeft(conn.participant_id, reason))
+        room.epoch += 1
+        room.broadcast(sig.MemberLeft(conn.participant_id, reason, room.epoch))
         if not room.members:
             self.rooms.pop(room.room_id, None)
             with contextlib.suppress(Exception):
@@ -292,6 +295,12 @@ class VoiceHub:
                 target = room.members.get(delivery.to)
                 if target is not None and target is not conn:
                     target.send(sig.KeyFrom(conn.participant_id, delivery.blob))
+        elif isinstance(message, sig.CodeCommit):
+            room.broadcast(sig.CodeCommitFrom(conn.participant_id, message.epoch,
+                                              message.commitment), exclude=conn)
+        elif isinstance(message, sig.CodeReveal):
+            room.broadcast(sig.CodeRevealFrom(conn.participant_id, message.epoch,
+                                              message.contribution), exclude=conn)
         elif isinstance(message, sig.Ping):
             conn.send(sig.Pong())
         elif isinstance(message, sig.Join):
