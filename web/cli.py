@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import sys
@@ -139,6 +140,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {role:<10} {username:<10} {password}", flush=True)
     data_dir.record_server(config.base_url)
     app = create_app(config, data_dir)
+    # Everything imported and built so far lives for the whole run: keep it out of the
+    # collector's way, so full collections do not pause the media path (docs/performance.md).
+    gc.collect()
+    gc.freeze()
     print(f"Haven is listening on {config.base_url}", flush=True)
     web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)
     return 0
