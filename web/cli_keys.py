@@ -88,6 +88,8 @@ def cmd_shred(args: argparse.Namespace) -> int:
         db.close()
     print(f"erased: {count} key(s) of patient {patient.username} destroyed; "
           "their notes can no longer be read")
+    print("Older database backups still hold the key under the current master key; run "
+          "`haven keys rotate` and discard old key files to make them unreadable too.")
     return 0
 
 
