@@ -35,6 +35,7 @@ from media.sframe import (
     SenderKey,
     SFrameDecryptError,
     SFrameHeaderError,
+    SFrameReceiver,
     SFrameSender,
     decode_header,
 )
@@ -161,7 +162,9 @@ def member_dict(pid: str, sender_id: int, keys: IdentityKeys) -> dict:
 
 
 def as_sender_key(k: dict) -> SenderKey:
-    return SenderKey(k["senderId"], k["generation"], k["ratchetStep"], bytes.fromhex(k["baseKey"]), k["suite"])
+    return SenderKey(
+        k["senderId"], k["generation"], k["ratchetStep"], bytes.fromhex(k["baseKey"]), k["suite"]
+    )
 
 
 def js_key(key: SenderKey) -> dict:
@@ -189,11 +192,17 @@ def flip(hex_string: str, index: int) -> str:
 
 def test_sframe_rfc9605_vectors(page) -> None:
     headers = VECTORS["header"]
-    got = call(page, "headerVectors", [{**v, "kid": str(v["kid"]), "ctr": str(v["ctr"])} for v in headers])
+    got = call(
+        page, "headerVectors", [{**v, "kid": str(v["kid"]), "ctr": str(v["ctr"])} for v in headers]
+    )
     assert len(got) == len(headers) > 200
     for v, g in zip(headers, got, strict=True):
         assert g["encoded"] == v["encoded"], v
-        assert (int(g["kid"]), int(g["ctr"]), g["length"]) == (v["kid"], v["ctr"], len(v["encoded"]) // 2)
+        assert (int(g["kid"]), int(g["ctr"]), g["length"]) == (
+            v["kid"],
+            v["ctr"],
+            len(v["encoded"]) // 2,
+        )
 
     suite4 = [v for v in VECTORS["sframe"] if v["cipher_suite"] == 4]
     assert suite4
@@ -205,7 +214,19 @@ def test_sframe_rfc9605_vectors(page) -> None:
         assert g["badMetadataError"] == "AuthenticationError"
 
     # Strict parsing, exactly like media.sframe: truncated and non-minimal encodings fail.
-    cases = ["", "88", "8807", "9000ff", "0f0001", "a90001ff", "1a00", "8007", "0907", "a8000008", "1a0000ff"]
+    cases = [
+        "",
+        "88",
+        "8807",
+        "9000ff",
+        "0f0001",
+        "a90001ff",
+        "1a00",
+        "8007",
+        "0907",
+        "a8000008",
+        "1a0000ff",
+    ]
     errors = call(page, "headerErrors", cases)
     for h, e in zip(cases, errors, strict=True):
         try:
@@ -349,7 +370,11 @@ def test_python_to_js_keys_and_frames(page) -> None:
     big = SFrameSender(py.sender.key, next_counter=2**40)
     top = SFrameSender(py.sender.key, next_counter=2**64 - 2)
     frames2 = [big.encrypt(p) for p in plain2] + [top.encrypt(p) for p in plain3]
-    res = call(page, "decrypt", [f.hex() for f in frames2] + [frames2[0].hex(), py.sender.encrypt(b"x").hex()])
+    res = call(
+        page,
+        "decrypt",
+        [f.hex() for f in frames2] + [frames2[0].hex(), py.sender.encrypt(b"x").hex()],
+    )
     assert [r.get("payload") for r in res[:5]] == [p.hex() for p in plain2 + plain3]
     assert [r.get("error") for r in res[5:]] == ["ReplayError", "ReplayError"]
 
@@ -422,7 +447,14 @@ def test_js_to_python_keys_and_frames(page) -> None:
     py = SenderKeyManager(ROOM, py_keys, "p-py", 3)
     py.start([js_member])
     call(page, "manager", ROOM, "p-js", 7)
-    res = call(page, "start", [member_dict("p-py", 3, py_keys), {"participant_id": "p-bad", "sender_id": 8, "identity": {"v": 1}}])
+    res = call(
+        page,
+        "start",
+        [
+            member_dict("p-py", 3, py_keys),
+            {"participant_id": "p-bad", "sender_id": 8, "identity": {"v": 1}},
+        ],
+    )
     assert res["ok"]
     assert call(page, "rejectedMembers")  # the bad card was skipped, not fatal
     (blob,) = res["value"]
@@ -437,7 +469,11 @@ def test_js_to_python_keys_and_frames(page) -> None:
     # Strict unwrap with the free function too.
     assert (
         unwrap_sender_key(
-            WrappedKey.from_dict(blob), room_id=ROOM, recipient_identity=py_keys, recipient_participant_id="p-py", sender=js_member
+            WrappedKey.from_dict(blob),
+            room_id=ROOM,
+            recipient_identity=py_keys,
+            recipient_participant_id="p-py",
+            sender=js_member,
         )
         == key
     )
@@ -481,7 +517,10 @@ def test_js_to_python_keys_and_frames(page) -> None:
         sender=js_member,
     )
     assert got == key.ratcheted()
-    assert call(page, "memberJoined", member_dict("p-new", 11, newcomer)) == {"ok": True, "value": []}
+    assert call(page, "memberJoined", member_dict("p-new", 11, newcomer)) == {
+        "ok": True,
+        "value": [],
+    }
     assert call(page, "setSendKey", ratcheted) is True
     plain = payloads(4, 60)
     frames = call(page, "encrypt", [p.hex() for p in plain])
@@ -503,13 +542,110 @@ def test_js_to_python_keys_and_frames(page) -> None:
     for field, value in (("ct", None), ("ratchet_step", 5), ("to", "p-x"), ("sig", None)):
         bad = dict(res["value"][0])
         if value is None:
-            raw = bytearray(WrappedKey.from_dict(bad).ciphertext if field == "ct" else WrappedKey.from_dict(bad).signature)
+            raw = bytearray(
+                WrappedKey.from_dict(bad).ciphertext
+                if field == "ct"
+                else WrappedKey.from_dict(bad).signature
+            )
             raw[-1] ^= 1
             bad[field] = b64u_encode(bytes(raw))
         else:
             bad[field] = value
         with pytest.raises(KeyExchangeError):
             py.accept(WrappedKey.from_dict(bad))
+
+
+def test_receiver_rules_match_python(page) -> None:
+    """The same key/frame/time script gives identical results in JS and Python: derive-ahead
+    (at most 16 steps, kept only if authentic), 5 s grace for the previous generation and
+    older steps, replay window, remove_sender."""
+    k0 = SenderKey.generate(3)
+    k0_gen1 = SenderKey(3, 1, 0, os.urandom(16))
+    k5 = SenderKey.generate(5)
+
+    def frame(key: SenderKey, ctr: int, text: bytes) -> str:
+        return SFrameSender(key, next_counter=ctr).encrypt(text).hex()
+
+    forged = SenderKey(3, 0, 2, os.urandom(32))  # a KID we could derive, but a wrong key
+    ops: list[dict] = [
+        {"op": "add", "key": k0},
+        {"op": "dec", "frame": frame(k0, 0, b"a")},
+        {"op": "dec", "frame": frame(k0, 0, b"a")},  # replay
+        {"op": "dec", "frame": frame(forged, 1, b"forged")},  # not kept
+        {"op": "dec", "frame": frame(k0.ratcheted(2), 1, b"b")},  # derive 2 ahead
+        {"op": "dec", "frame": frame(k0.ratcheted(19), 2, b"c")},  # 17 ahead: refused
+        {"op": "dec", "frame": frame(k0.ratcheted(18), 3, b"d")},  # 16 ahead of step 2: fine
+        {"op": "dec", "frame": frame(k0, 5, b"e")},  # old step within grace
+        {"op": "add", "key": k0.ratcheted(3)},  # not newer: ignored
+        {"op": "time", "t": 3.0},
+        {"op": "add", "key": k0_gen1},
+        {"op": "dec", "frame": frame(k0_gen1, 9, b"f")},
+        {"op": "time", "t": 7.9},
+        {"op": "dec", "frame": frame(k0.ratcheted(18), 10, b"g")},  # previous gen, grace left
+        {"op": "dec", "frame": frame(k0.ratcheted(18), 4, b"h")},  # reordered, in window
+        {"op": "time", "t": 8.1},
+        {"op": "dec", "frame": frame(k0.ratcheted(18), 11, b"i")},  # grace over
+        {"op": "dec", "frame": frame(k0_gen1.ratcheted(1), 12, b"j")},
+        {"op": "dec", "frame": frame(k0_gen1, 13, b"k")},  # step 0 still in grace
+        {"op": "add", "key": k5},
+        {"op": "dec", "frame": frame(k5, 300, b"l")},
+        {"op": "dec", "frame": frame(k5, 172, b"m")},  # exactly 128 below: refused
+        {"op": "dec", "frame": frame(k5, 173, b"n")},  # 127 below: accepted
+        {"op": "remove", "senderId": 5},
+        {"op": "dec", "frame": frame(k5, 301, b"o")},
+    ]
+    now = [1000.0]
+    rx = SFrameReceiver(clock=lambda: now[0])
+    expected = []
+    for o in ops:
+        if o["op"] == "time":
+            now[0] = 1000.0 + o["t"]
+        elif o["op"] == "add":
+            expected.append(rx.add_key(o["key"]))
+        elif o["op"] == "remove":
+            rx.remove_sender(o["senderId"])
+        else:
+            try:
+                expected.append(rx.decrypt(bytes.fromhex(o["frame"])).hex())
+            except SFrameDecryptError as exc:
+                expected.append(type(exc).__name__)
+    js_ops = [{**o, "key": js_key(o["key"])} if o["op"] == "add" else o for o in ops]
+    got = call(page, "receiverScript", js_ops)
+    assert got["results"] == expected
+    assert got["held"] == sorted(rx.held_kids())
+    assert (
+        "UnknownKeyError" in expected
+        and "ReplayError" in expected
+        and "AuthenticationError" in expected
+    )
+
+
+def test_every_sixteenth_join_rewraps_for_everyone(page) -> None:
+    call(page, "identity")
+    call(page, "manager", ROOM, "p-js", 7)
+    first = IdentityKeys.generate()
+    assert call(page, "start", [member_dict("p-0", 100, first)])["ok"]
+    people = [IdentityKeys.generate() for _ in range(16)]
+    for i, keys in enumerate(people, start=1):
+        res = call(page, "memberJoined", member_dict(f"p-{i}", 100 + i, keys))
+        assert res["ok"]
+        recipients = sorted(b["to"] for b in res["value"])
+        if i < 16:
+            assert recipients == [f"p-{i}"]
+        else:
+            assert recipients == sorted(f"p-{j}" for j in range(17))
+    final = call(page, "sendKey")
+    assert final["ratchetStep"] == 16
+    js_card = IdentityCard.from_dict(call(page, "identity")["card"])
+    blob = next(b for b in res["value"] if b["to"] == "p-0")
+    got = unwrap_sender_key(
+        WrappedKey.from_dict(blob),
+        room_id=ROOM,
+        recipient_identity=first,
+        recipient_participant_id="p-0",
+        sender=Member("p-js", 7, js_card),
+    )
+    assert got == as_sender_key(final)
 
 
 # --------------------------------------------------------------------------- security code

@@ -212,6 +212,23 @@ const H = {
     return out;
   },
 
+  /** Run receiver operations with a fake clock: [{op: "add"|"time"|"dec"|"remove", ...}]. */
+  async receiverScript(ops) {
+    let now = 1000;
+    const rx = new SFrameReceiver({ clock: () => now });
+    const out = [];
+    for (const o of ops) {
+      if (o.op === "time") now = 1000 + o.t;
+      else if (o.op === "add") out.push(await rx.addKey(keyIn(o.key)));
+      else if (o.op === "remove") rx.removeSender(o.senderId);
+      else if (o.op === "dec") {
+        const r = await guard(async () => hexEncode(await rx.decrypt(hexDecode(o.frame))));
+        out.push(r.ok ? r.value : r.error);
+      }
+    }
+    return { results: out, held: [...rx.heldKids()].sort((a, b) => a - b) };
+  },
+
   // ------------------------------------------------------------- FrameCrypto loopback
   support() {
     return {
