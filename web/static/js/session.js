@@ -5,6 +5,7 @@
 // non-extractable). A browser without encoded transforms is refused: voice is never sent
 // unencrypted. State for tests and diagnostics: window.havenSession.
 
+import { CodeRoundError, SecurityCodeRound } from "./e2ee/code-round.js";
 import { loadOrCreateIdentity } from "./e2ee/identity.js";
 import { SenderKeyManager } from "./e2ee/manager.js";
 import { FrameCrypto, encodedTransformSupport, peerConnectionConfig } from "./e2ee/transform.js";
@@ -41,7 +42,8 @@ let identity = null;
 let ws = null;
 let pc = null;
 let manager = null;
-let crypto = null;
+let codeRound = null;
+let frameCrypto = null;
 let audio = null;
 let micStream = null;
 let scene = null;
@@ -251,9 +253,25 @@ function memberForManager(m) {
   return { participant_id: m.participant_id, sender_id: m.sender_id, identity: m.identity };
 }
 
-async function refreshCode() {
-  state.securityCode = await manager.securityCode();
-  $("security-code").textContent = state.securityCode;
+async function newCodeRound(epoch) {
+  // Membership changed: a new commit-then-reveal round; no code is shown until it completes.
+  const cards = new Map([...state.members.values()].map((m) => [m.participant_id, m.identity]));
+  codeRound = new SecurityCodeRound(roomId, epoch, state.participantId, identity.card, cards);
+  state.securityCode = "";
+  $("security-code").textContent = "checking…";
+  send({ type: "code_commit", epoch, commitment: await codeRound.commitMessage() });
+  await advanceCodeRound();
+}
+
+async function advanceCodeRound() {
+  const round = codeRound;
+  if (!round) return;
+  if (round.readyToReveal) send({ type: "code_reveal", epoch: round.epoch, contribution: round.revealMessage() });
+  const code = await round.code();
+  if (code && round === codeRound) {
+    state.securityCode = code;
+    $("security-code").textContent = code;
+  }
 }
 
 async function handle(msg) {
@@ -264,12 +282,12 @@ async function handle(msg) {
       state.roomRole = msg.room_role;
       state.members = new Map(msg.members.map((m) => [m.participant_id, m]));
       manager = new SenderKeyManager(roomId, identity, msg.participant_id, msg.sender_id);
-      manager.onSendKey = (key) => crypto.setSendKey(key);
-      manager.onReceiveKey = (key) => crypto.addReceiveKey(key);
-      manager.onRemoveSender = (senderId) => crypto.removeSender(senderId);
+      manager.onSendKey = (key) => frameCrypto.setSendKey(key);
+      manager.onReceiveKey = (key) => frameCrypto.addReceiveKey(key);
+      manager.onRemoveSender = (senderId) => frameCrypto.removeSender(senderId);
       sendKeys(await manager.start(msg.members.map(memberForManager)));
-      crypto.setSendKey(manager.sendKey);
-      await refreshCode();
+      frameCrypto.setSendKey(manager.sendKey);
+      await newCodeRound(msg.epoch);
       await negotiate();
       state.phase = "in-room";
       document.documentElement.dataset.sessionState = "in-room";
@@ -285,7 +303,7 @@ async function handle(msg) {
     case "member_joined": {
       state.members.set(msg.member.participant_id, msg.member);
       sendKeys(await manager.memberJoined(memberForManager(msg.member)));
-      await refreshCode();
+      await newCodeRound(msg.epoch);
       announce("room-status", `${msg.member.display_name} joined. The security code changed.`);
       renderPeople();
       layoutSeats();
@@ -295,7 +313,7 @@ async function handle(msg) {
       const who = state.members.get(msg.participant_id);
       state.members.delete(msg.participant_id);
       sendKeys(await manager.memberLeft(msg.participant_id));
-      await refreshCode();
+      await newCodeRound(msg.epoch);
       if (who && msg.reason !== "replaced") announce("room-status", `${who.display_name} left.`);
       renderPeople();
       layoutSeats();
@@ -308,6 +326,24 @@ async function handle(msg) {
         console.warn("a key from", msg.from, "did not verify:", err.message);
       }
       break;
+    case "code_commit":
+    case "code_reveal": {
+      if (!codeRound || msg.epoch !== codeRound.epoch) break; // an earlier membership's round
+      try {
+        if (msg.type === "code_commit") codeRound.onCommit(msg.from, msg.commitment);
+        else await codeRound.onReveal(msg.from, msg.contribution);
+      } catch (err) {
+        if (err instanceof CodeRoundError) {
+          state.securityCode = "";
+          $("security-code").textContent = "check failed: someone may be interfering. Leave and tell the host.";
+          announce("room-status", "The security check failed. Someone may be interfering with this session.");
+          break;
+        }
+        throw err;
+      }
+      await advanceCodeRound();
+      break;
+    }
     case "answer":
       await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
       break;
@@ -390,12 +426,12 @@ function opusOnly(transceiver) {
 
 async function negotiate() {
   teardownMedia();
-  pc = new RTCPeerConnection(peerConnectionConfig({ iceServers: [] }));
+  pc = new RTCPeerConnection(peerConnectionConfig({ iceServers: [] }, frameCrypto.mode));
   const track = micStream.getAudioTracks()[0];
   track.enabled = !state.muted;
   const up = pc.addTransceiver(track, { direction: "sendonly" });
   opusOnly(up);
-  crypto.attachSender(up.sender);
+  frameCrypto.attachSender(up.sender);
   const downs = [];
   for (let i = 0; i < DOWNSTREAM_SLOTS; i++) {
     const t = pc.addTransceiver("audio", { direction: "recvonly" });
@@ -403,6 +439,8 @@ async function negotiate() {
     downs.push(t);
   }
   pc.addEventListener("track", (event) => {
+    // Decrypt before anything else sees a frame (Chromium takes the transform reliably here).
+    frameCrypto.attachReceiver(event.receiver, event.transceiver.mid);
     audio.attach(event.transceiver.mid, event.track);
     const pid = state.slots.get(event.transceiver.mid);
     const vol = pid ? prefs()[`vol:${pid}`] : undefined;
@@ -414,7 +452,6 @@ async function negotiate() {
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
-  for (const t of downs) crypto.attachReceiver(t.receiver, t.mid);
   send({ type: "offer", sdp: pc.localDescription.sdp });
 }
 
@@ -464,19 +501,40 @@ async function measureQuality() {
   let lost = 0;
   let received = 0;
   let jitter = 0;
+  const packetsByMid = {};
   (await pc.getStats()).forEach((r) => {
     if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined) rtt = r.currentRoundTripTime;
     if (r.type === "inbound-rtp" && r.kind === "audio") {
       lost += r.packetsLost || 0;
       received += r.packetsReceived || 0;
       jitter = Math.max(jitter, r.jitter || 0);
+      if (r.mid) packetsByMid[r.mid] = r.packetsReceived || 0;
     }
   });
+  await guardBypassedTransforms(packetsByMid);
   const lossRate = received + lost ? lost / (received + lost) : 0;
   const label = rtt === null ? "connecting…"
     : rtt > 0.4 || lossRate > 0.08 || jitter > 0.1 ? "poor"
     : rtt > 0.2 || lossRate > 0.02 || jitter > 0.05 ? "fair" : "good";
   $("quality-value").textContent = label + (rtt === null ? "" : ` (${Math.round(rtt * 1000)} ms round trip)`);
+}
+
+const bypassed = new Set();
+
+// Defence in depth: if packets keep arriving on a slot but the decrypting transform has seen
+// none of them, the browser is feeding ciphertext to the decoder (noise). Silence that slot.
+async function guardBypassedTransforms(packetsByMid) {
+  if (!frameCrypto) return;
+  const perLabel = (await frameCrypto.stats()).perLabel || {};
+  for (const [mid, packets] of Object.entries(packetsByMid)) {
+    const seen = perLabel[mid] ? perLabel[mid].decrypted + perLabel[mid].failed : 0;
+    if (packets > 100 && seen === 0 && !bypassed.has(mid)) {
+      bypassed.add(mid);
+      audio?.setVolume(mid, 0);
+      console.warn(`slot ${mid}: frames bypass the decrypting transform; silenced`);
+      announce("room-status", "One voice could not be decrypted in this browser and was silenced.");
+    }
+  }
 }
 
 function end(reason) {
@@ -518,7 +576,17 @@ async function main() {
       return out;
     },
     async cryptoStats() {
-      return crypto ? crypto.stats() : null;
+      return frameCrypto ? frameCrypto.stats() : null;
+    },
+    async rtpStats() {
+      const out = [];
+      if (pc) (await pc.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp" || r.type === "outbound-rtp") {
+          out.push({ type: r.type, mid: r.mid, ssrc: r.ssrc, packets: r.packetsReceived ?? r.packetsSent,
+            lost: r.packetsLost, jitter: r.jitter, codec: r.codecId });
+        }
+      });
+      return out;
     },
   };
   if (!token) return refuse("no-token");
@@ -532,7 +600,8 @@ async function main() {
   setEnvironment(state.environment);
   loadScene();
   identity = await loadOrCreateIdentity();
-  crypto = new FrameCrypto();
+  frameCrypto = new FrameCrypto();
+  state.transformMode = frameCrypto.mode;
   audio = new SessionAudio();
   try {
     await openMicrophone();

@@ -1,13 +1,19 @@
 // SFrame encryption of Haven's Opus frames inside WebRTC (WebRTC Encoded Transform).
 //
 // Two browser APIs can carry the transform; encodedTransformSupport() says which one is used:
-//   "script"  - RTCRtpScriptTransform (standard; preferred). rtpSender.transform /
+//   "streams" - Chromium's createEncodedStreams(); used wherever it exists. The
+//               RTCPeerConnection MUST be created with {encodedInsertableStreams: true}, or
+//               createEncodedStreams() throws. Call attachSender() right after
+//               addTrack()/addTransceiver() and attachReceiver() synchronously in the "track"
+//               event, before media flows.
+//   "script"  - RTCRtpScriptTransform (the standard; Firefox and Safari). rtpSender.transform /
 //               rtpReceiver.transform = new RTCRtpScriptTransform(worker, {role, label}).
 //               Create the RTCPeerConnection normally (WITHOUT encodedInsertableStreams).
-//   "streams" - legacy Chromium createEncodedStreams(). The RTCPeerConnection MUST be created
-//               with {encodedInsertableStreams: true}, or createEncodedStreams() throws.
-//               Call attachSender() right after addTrack()/addTransceiver() and attachReceiver()
-//               synchronously in the "track" event, before media flows.
+// Why "streams" first where both exist: in Chromium 156 a receiver's script transform is
+// silently skipped when the receive stream's SSRC only becomes known from the answer (the
+// SFU's pre-allocated recvonly slots): frames then reach the decoder without passing the
+// transform (tests/browser/test_session_page.py would fail). The session page also watches
+// for that (packets arriving but no frame seen by the transform) and silences such a slot.
 // Always build the configuration with peerConnectionConfig(base), which adds
 // encodedInsertableStreams only for the "streams" path:
 //
@@ -35,10 +41,10 @@ function streamsSupported() {
   );
 }
 
-/** "script" (RTCRtpScriptTransform), "streams" (createEncodedStreams) or null. */
+/** "streams" (createEncodedStreams), "script" (RTCRtpScriptTransform) or null. */
 export function encodedTransformSupport() {
-  if (scriptSupported()) return "script";
   if (streamsSupported()) return "streams";
+  if (scriptSupported()) return "script";
   return null;
 }
 
