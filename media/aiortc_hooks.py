@@ -33,6 +33,9 @@ aiortc
     ``_expected_prior`` / ``_received_prior`` / ``_jitter_q4`` fields).
 
 aioice
+  * ``Connection.request_received(message, addr, protocol)`` (public method, wrapped per
+    *instance* by ``media.loopback_ice.IcePolicy.guard``): with loopback-only ICE, checks
+    from any other address are dropped before aioice learns a peer-reflexive candidate.
   * ``Connection._protocols`` (list of ``StunProtocol``, one per local candidate):
     the SFU overrides ``datagram_received`` on these *instances* so SRTP packets
     are handled synchronously, before aioice's STUN parse attempt and its

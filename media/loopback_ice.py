@@ -108,6 +108,28 @@ class IcePolicy:
         return "\r\n".join(out) + "\r\n"
 
 
+    def guard(self, transceiver) -> None:
+        """With loopback_only, ignore connectivity checks from anywhere but 127.0.0.1.
+
+        Filtering the SDP is not enough: a peer's checks sent from another local address
+        would be learnt as peer-reflexive candidates (RFC 8445 7.3.1.3) and answered there.
+        Call after setLocalDescription, once the ICE connection exists."""
+        if not self.loopback_only:
+            return
+        conn = aiortc_hooks.ice_connection(aiortc_hooks.dtls_transport(transceiver))
+        original = conn.request_received
+        if getattr(original, "_haven_loopback_guard", False):
+            return
+
+        def request_received(message, addr, protocol):
+            if addr[0] != LOOPBACK:
+                return  # dropped: never learn or answer a non-loopback address
+            original(message, addr, protocol)
+
+        request_received._haven_loopback_guard = True
+        conn.request_received = request_received
+
+
 def candidate_addresses(sdp: str) -> list[str]:
     """Addresses of every a=candidate line (for checks in tests)."""
     out = []

@@ -288,6 +288,7 @@ class Participant:
             answer = await pc.createAnswer()
             with registry.ice.gathering():
                 await pc.setLocalDescription(answer)
+            registry.ice.guard(up)
         except Exception as exc:
             await self._room.remove(self.participant_id)
             if isinstance(exc, SfuError):

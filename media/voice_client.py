@@ -368,6 +368,7 @@ class VoiceClient:
                 t = self._pc.addTransceiver("audio", direction="recvonly")
                 t.setCodecPreferences(opus_codecs())
             await self._pc.setLocalDescription(await self._pc.createOffer())
+        self.ice.guard(up)
         for t in self._pc.getTransceivers()[1:]:
             t.receiver._handle_rtp_packet = self._receiver_hook(t.mid)
 

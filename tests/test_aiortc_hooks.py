@@ -166,3 +166,36 @@ async def test_hooks_on_live_connection():
 @pytest.mark.parametrize("name", ["_rx_srtp", "_tx_srtp", "_state"])
 def test_dtls_instance_attributes(name):
     assert f"self.{name}" in inspect.getsource(RTCDtlsTransport.__init__)
+
+
+def test_ice_connection_request_received_signature():
+    """media.loopback_ice.IcePolicy.guard wraps this per connection (loopback-only ICE)."""
+    params = list(inspect.signature(aioice.Connection.request_received).parameters)
+    assert params == ["self", "message", "addr", "protocol"]
+    # peer-reflexive learning happens behind it, which is what the guard must pre-empt
+    assert "prflx" in inspect.getsource(aioice.Connection.check_incoming)
+
+
+async def test_loopback_guard_ignores_checks_from_other_addresses():
+    policy = IcePolicy.loopback()
+    a, b = policy.new_peer_connection(), policy.new_peer_connection()
+    try:
+        a.addTransceiver("audio", direction="sendrecv")
+        with policy.gathering():
+            await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        with policy.gathering():
+            await b.setLocalDescription(await b.createAnswer())
+        t = b.getTransceivers()[0]
+        policy.guard(t)
+        conn = hooks.ice_connection(hooks.dtls_transport(t))
+        inner = conn.request_received.__closure__  # the guard wraps the original
+        assert inner is not None and conn.request_received._haven_loopback_guard
+        before = list(conn._remote_candidates)
+        conn.request_received(object(), ("192.0.2.7", 4000), None)  # would crash if not dropped
+        assert conn._remote_candidates == before
+        policy.guard(t)  # idempotent
+        assert conn.request_received.__closure__ == inner
+    finally:
+        await a.close()
+        await b.close()
