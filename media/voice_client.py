@@ -343,11 +343,12 @@ class VoiceClient:
                 m = self.members[message.participant_id]
                 self.members[message.participant_id] = dataclasses.replace(m, muted=message.muted)
         elif isinstance(message, sig.Ended):
-            self.summary.ended = message.reason
+            if not self.ended.is_set():
+                self.summary.ended = message.reason
             self.ended.set()
         elif isinstance(message, sig.Error):
             log.warning("server error %s: %s", message.code, message.message)
-            if message.fatal:
+            if message.fatal and not self.ended.is_set():
                 self.summary.ended = message.code
                 self.ended.set()
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from media import signaling as sig
 from media.e2ee import IdentityKeys
 from media.voice_client import VoiceClient
+from web import appkeys
 
 from .test_voice_e2e import wait_for
 from .voice_support import VoiceServer, tone
@@ -208,3 +209,26 @@ async def test_random_messages_never_harm_the_running_call(call, batch):
     assert not a.ended.is_set() and not b.ended.is_set()
     n = a.summary.frames_received
     await wait_for(lambda: a.summary.frames_received > n + 3)
+
+
+async def test_host_ends_the_session_for_everyone(call):
+    server, a, b, spare = call
+    await a._send(sig.EndRoom())
+    await wait_for(lambda: a.ended.is_set() and b.ended.is_set())
+    assert a.summary.ended == b.summary.ended == "room_closed"
+    got = await raw_exchange(server, [join_msg(spare[0])])
+    assert got[-1]["code"] == "room_closed"
+
+
+async def test_a_room_closed_elsewhere_disconnects_everyone(call):
+    """The practice's 'end session' closes the room in the records, then asks the hub."""
+    server, a, b, _ = call
+    from therapy import rooms
+    from therapy.audit import Actor
+
+    room_id = a.join.room_id
+    await server.app[appkeys.STORE].write(
+        lambda db: rooms.close_room(db, room_id, actor=Actor.system()))
+    await server.hub.disconnect_room(room_id)
+    await wait_for(lambda: a.ended.is_set() and b.ended.is_set())
+    assert b.summary.ended == "room_closed"

@@ -96,6 +96,17 @@ async def write(request: web.Request, fn) -> Any:
         raise err from None
 
 
+async def end_visit(request: web.Request, user, visit_id: str) -> None:
+    """End a session for everyone: close its room in the records, then disconnect whoever
+    is still in the voice room."""
+    actor = actor_of(request)
+    await write(request, lambda db: waiting_room.end(db, user, visit_id, actor=actor))
+    row = await request.app[appkeys.STORE].read(
+        lambda db: db.execute("SELECT room_id FROM visits WHERE id = ?", [visit_id]).fetchone())
+    if row and row[0]:
+        await request.app[appkeys.VOICE].disconnect_room(row[0])
+
+
 async def read(request: web.Request, fn) -> Any:
     try:
         return await request.app[appkeys.STORE].read(fn)
@@ -618,8 +629,7 @@ def register_api(api: ApiRegistry) -> None:
     async def api_end(request: web.Request) -> web.Response:
         user = require_user(request, THERAPIST)
         visit_id = request.match_info["visit_id"]
-        actor = actor_of(request)
-        await write(request, lambda db: waiting_room.end(db, user, visit_id, actor=actor))
+        await end_visit(request, user, visit_id)
         return json_response({"ok": True})
 
     @api.operation("GET", "/api/consent-documents", summary="The current consent documents",
@@ -1068,7 +1078,7 @@ async def visit_action_submit(request: web.Request) -> web.StreamResponse:
                                                                      actor=actor))
         raise _see_other(join_path(*got))
     if action == "end":
-        await write(request, lambda db: waiting_room.end(db, user, visit_id, actor=actor))
+        await end_visit(request, user, visit_id)
         raise _see_other("/practice/waiting-room?done=ended")
     raise not_found()
 

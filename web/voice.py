@@ -189,6 +189,8 @@ class VoiceHub:
         await self._join(conn, first)
         while True:
             message = await self._next(conn)
+            if conn.room is None:
+                return  # removed, replaced or the room ended: nothing more to do here
             if message is None or isinstance(message, sig.Leave):
                 conn.leave_reason = "left"
                 return
@@ -277,8 +279,6 @@ class VoiceHub:
 
     async def _dispatch(self, conn: Connection, message: sig.Message) -> None:
         room = conn.room
-        if room is None:
-            raise Closing("ended", "you are no longer in this room")
         if isinstance(message, sig.Offer):
             if conn.offered:
                 conn.leave_reason = "error"
@@ -339,19 +339,29 @@ class VoiceHub:
             await self.end_room(room.room_id, actor)
 
     async def end_room(self, room_id: str, actor: Actor) -> None:
-        """Close the room for everyone (also used by the practice's 'end session')."""
+        """Close the room for everyone: in the records, then on every live connection."""
         await self.store.write(lambda db: rooms.close_room(db, room_id, actor=actor))
-        room = self.rooms.get(room_id)
-        if room is None:
-            return
+        await self.disconnect_room(room_id)
+
+    async def disconnect_room(self, room_id: str) -> None:
+        """Tell everyone connected to a room that was closed elsewhere (the practice's
+        'end session') that it is over, and drop them all at once (no member_left storm)."""
         async with self.lock:
-            for member in list(room.members.values()):
+            room = self.rooms.pop(room_id, None)
+            if room is None:
+                return
+            members = list(room.members.values())
+            room.members.clear()
+            for member in members:
+                member.room = None
                 member.leave_reason = "room_closed"
                 member.send(sig.Ended("room_closed"))
-                await self._drop(member, "room_closed")
                 await member.queue.put(None)
                 asyncio.get_running_loop().call_later(0.5, lambda m=member: asyncio.ensure_future(
                     m.ws.close(code=WSCloseCode.OK)))
+            with contextlib.suppress(Exception):
+                await self.sfu.close_room(room_id)
+        log_event(log, "voice.room_closed", room=room_id, members=len(members))
 
     async def close(self) -> None:
         for ws in list(self.sockets):
