@@ -418,14 +418,13 @@ export function buildProps(def, heightAt, uniforms, motionScale) {
 
 // --- atmosphere ----------------------------------------------------------------------------
 
-function softTexture(size = 64) {
+/** A white radial glow fading to clear: `stops` are [offset, alpha] pairs. */
+export function radialTexture(stops = [[0, 1], [0.45, 0.55], [1, 0]], size = 64) {
   const canvas = document.createElement("canvas");
   canvas.width = canvas.height = size;
   const ctx = canvas.getContext("2d");
   const g = ctx.createRadialGradient(size / 2, size / 2, 0, size / 2, size / 2, size / 2);
-  g.addColorStop(0, "rgba(255,255,255,1)");
-  g.addColorStop(0.45, "rgba(255,255,255,0.55)");
-  g.addColorStop(1, "rgba(255,255,255,0)");
+  for (const [offset, alpha] of stops) g.addColorStop(offset, `rgba(255,255,255,${alpha})`);
   ctx.fillStyle = g;
   ctx.fillRect(0, 0, size, size);
   const texture = new THREE.CanvasTexture(canvas);
@@ -452,7 +451,7 @@ export function buildClouds(def) {
     quads.push(quad);
   }
   const material = new THREE.MeshBasicMaterial({
-    map: softTexture(), transparent: true, depthWrite: false, fog: false, opacity: 0.7,
+    map: radialTexture(), transparent: true, depthWrite: false, fog: false, opacity: 0.7,
     color: new THREE.Color(def.sky.horizon).lerp(new THREE.Color("#ffffff"), 0.7),
   });
   const mesh = new THREE.Mesh(mergeGeometries(quads), material);

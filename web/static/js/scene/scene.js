@@ -9,6 +9,7 @@
 
 import * as THREE from "three";
 import {
+  radialTexture,
   buildClouds, buildMotes, buildProps, buildShafts, buildSky, buildTerrain, buildWater,
   makeHeightField, sunDirection,
 } from "./builders.js";
@@ -49,22 +50,6 @@ function percentile(values, p) {
   if (!values.length) return 0;
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * p))];
-}
-
-function haloTexture() {
-  const size = 64;
-  const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = size;
-  const ctx = canvas.getContext("2d");
-  const g = ctx.createRadialGradient(size / 2, size / 2, 0, size / 2, size / 2, size / 2);
-  g.addColorStop(0, "rgba(255,255,255,0.9)");
-  g.addColorStop(0.35, "rgba(255,255,255,0.35)");
-  g.addColorStop(1, "rgba(255,255,255,0)");
-  ctx.fillStyle = g;
-  ctx.fillRect(0, 0, size, size);
-  const t = new THREE.CanvasTexture(canvas);
-  t.colorSpace = THREE.SRGBColorSpace;
-  return t;
 }
 
 function disposeTree(root) {
@@ -122,7 +107,7 @@ export function createScene(container, definition, options = {}) {
   scene.add(rig);
 
   const uniforms = { time: { value: 0 } };
-  const halo = haloTexture();
+  const halo = radialTexture([[0, 0.9], [0.35, 0.35], [1, 0]]);
   let world = null; // {group, heightAt, sun, props, clouds, shafts, motes, cushions}
   let seats = [];
   const avatars = new Map(); // seat index -> {orb, halo, glow, color, label, phase}
