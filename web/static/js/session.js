@@ -603,6 +603,9 @@ async function main() {
   frameCrypto = new FrameCrypto();
   state.transformMode = frameCrypto.mode;
   audio = new SessionAudio();
+  audio.ctx.addEventListener("statechange", () => {
+    $("resume-audio").hidden = audio.ctx.state === "running";
+  });
   try {
     await openMicrophone();
     await listMicrophones();
