@@ -219,7 +219,9 @@ def test_check_in_window_and_admission(clinic):
     tokens = {r["room_role"] for r in db.query(
         "SELECT room_role FROM join_tokens WHERE room_id = ?", [room_id])}
     assert tokens == {"host", "member"}
-    waiting_room.end(db, t, visit["id"], actor=Actor(t.id))
+    # ending names the room, so the live voice connections can be dropped too
+    assert waiting_room.end(db, t, visit["id"], actor=Actor(t.id)) == room_id
+    assert waiting_room.end(db, t, visit["id"], actor=Actor(t.id)) == room_id  # idempotent
     with pytest.raises(waiting_room.WaitingRoomError):
         waiting_room.patient_join(db, p, visit["id"], actor=Actor(p.id))
     with pytest.raises(waiting_room.WaitingRoomError):

@@ -182,19 +182,21 @@ def patient_join(db: Database, patient: User, visit_id: str, *,
         return visit["room_id"], token
 
 
-def end(db: Database, therapist: User, visit_id: str, *, actor: Actor) -> None:
-    """End the session for everyone (closes the room; a waiting patient is turned away)."""
+def end(db: Database, therapist: User, visit_id: str, *, actor: Actor) -> str | None:
+    """End the session for everyone (closes the room; a waiting patient is turned away).
+    Returns the id of the visit's voice room, if it had one, so live connections can go too."""
     with db.atomic():
         visit, appt, _ = _context(db, therapist, visit_id)
         _require_host(db, therapist, appt)
         if visit["status"] == ENDED:
-            return
+            return visit["room_id"]
         if visit["room_id"]:
             rooms.close_room(db, visit["room_id"], actor=actor)
         db.execute("UPDATE visits SET status = ?, ended_at = ? WHERE id = ?",
                    [ENDED, audit.now_iso(), visit["id"]])
         audit.record(db, actor, "visit.end", "visits", visit["id"],
                      patient_id=appt["patient_id"])
+    return visit["room_id"]
 
 
 def visit_for(db: Database, appointment_id: int, index: int) -> dict | None:

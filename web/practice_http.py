@@ -86,35 +86,32 @@ def api_error(exc: Exception) -> ApiError | None:
     return None
 
 
-async def write(request: web.Request, fn) -> Any:
+async def _as_api_errors(call) -> Any:
+    """Await a store call, turning the practice's domain errors into API errors."""
     try:
-        return await request.app[appkeys.STORE].write(fn)
+        return await call
     except Exception as exc:
         err = api_error(exc)
         if err is None:
             raise
         raise err from None
+
+
+async def write(request: web.Request, fn) -> Any:
+    return await _as_api_errors(request.app[appkeys.STORE].write(fn))
+
+
+async def read(request: web.Request, fn) -> Any:
+    return await _as_api_errors(request.app[appkeys.STORE].read(fn))
 
 
 async def end_visit(request: web.Request, user, visit_id: str) -> None:
     """End a session for everyone: close its room in the records, then disconnect whoever
     is still in the voice room."""
     actor = actor_of(request)
-    await write(request, lambda db: waiting_room.end(db, user, visit_id, actor=actor))
-    row = await request.app[appkeys.STORE].read(
-        lambda db: db.execute("SELECT room_id FROM visits WHERE id = ?", [visit_id]).fetchone())
-    if row and row[0]:
-        await request.app[appkeys.VOICE].disconnect_room(row[0])
-
-
-async def read(request: web.Request, fn) -> Any:
-    try:
-        return await request.app[appkeys.STORE].read(fn)
-    except Exception as exc:
-        err = api_error(exc)
-        if err is None:
-            raise
-        raise err from None
+    room_id = await write(request, lambda db: waiting_room.end(db, user, visit_id, actor=actor))
+    if room_id:
+        await request.app[appkeys.VOICE].disconnect_room(room_id)
 
 
 def int_param(value: object, name: str) -> int:
