@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
+from groups import schema as groups_schema
 from media.loopback_ice import IcePolicy
 from media.sfu import RoomRegistry
 from therapy import schema as therapy_schema
@@ -40,7 +41,7 @@ PROJECT_DIR = WEB_DIR.parent
 
 def migration_sets():
     """Every package's migrations, in dependency order."""
-    return [therapy_schema.migrations]
+    return [therapy_schema.migrations, groups_schema.migrations]
 
 
 def node_modules_dir() -> Path:
