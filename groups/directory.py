@@ -41,7 +41,8 @@ PREFERRED_ENVIRONMENT = "forest"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TIMES_OF_DAY = {"morning": (5, 12), "afternoon": (12, 17), "evening": (17, 22),
                 "night": (22, 29)}  # hours, local; night runs past midnight to 05:00
-FINDER_DAYS = 35  # the finder looks this far ahead for day / time matches
+FINDER_DAYS = 35
+LOBBY_OPENS = timedelta(minutes=30)  # members may wait in a meeting's lobby from then  # the finder looks this far ahead for day / time matches
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -364,8 +365,10 @@ def label(instant: datetime, zone: str) -> str:
             f"{local.strftime('%H:%M')} {local.tzname()}")
 
 
-def occurrence_view(occ: Occurrence, viewer_zone: str, group_zone: str) -> dict:
+def occurrence_view(occ: Occurrence, viewer_zone: str, group_zone: str, *,
+                    now: datetime | None = None) -> dict:
     local = occ.start_utc.astimezone(ZoneInfo(viewer_zone))
+    now = now or now_utc()
     return {
         "key": occ.key,
         "status": occ.status,
@@ -381,6 +384,7 @@ def occurrence_view(occ: Occurrence, viewer_zone: str, group_zone: str) -> dict:
         if occ.status == "moved" else None,
         "weekday": DAYS[local.weekday()],
         "hour": local.hour,
+        "lobby_open": not occ.cancelled and occ.start_utc - LOBBY_OPENS <= now < occ.end_utc,
     }
 
 
@@ -417,7 +421,7 @@ def view(db: Database, user: User | None, group_id: int, *, invite: str | None =
         "time_zone": g["time_zone"], "auto_admit": bool(g["auto_admit"]),
         "archived": bool(g["archived_at"]),
         "schedule": schedule.describe(sched),
-        "next_meetings": [occurrence_view(o, zone, g["time_zone"]) for o in occs],
+        "next_meetings": [occurrence_view(o, zone, g["time_zone"], now=now) for o in occs],
         "viewer_time_zone": zone,
         "facilitators": facilitators(db, g["id"]),
         "member_count": db.execute("SELECT COUNT(*) FROM group_members WHERE group_id = ? AND "

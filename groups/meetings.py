@@ -31,7 +31,7 @@ from sqlite_utils import Database
 
 from groups import access, schedule
 from groups.access import GroupContext
-from groups.directory import label, occurrence_view
+from groups.directory import LOBBY_OPENS, label, occurrence_view
 from groups.errors import GroupError
 from groups.permissions import Action
 from groups.recurrence import Occurrence, format_local, now_utc
@@ -39,7 +39,6 @@ from therapy import audit, rooms
 from therapy.accounts import User
 from therapy.audit import Actor
 
-LOBBY_OPENS = timedelta(minutes=30)  # before the start
 TOKEN_TTL = timedelta(hours=6)
 SCHEDULED, OPEN, ENDED = "scheduled", "open", "ended"
 

@@ -19,6 +19,8 @@ from web import (
     api_core,
     appkeys,
     environments_http,
+    groups_api,
+    groups_pages,
     pages,
     practice_http,
     session_http,
@@ -82,10 +84,12 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     api_accounts.register(api)
     environments_http.register(api, app.router)
     practice_http.register(api, app.router)
+    groups_api.register(api)
     app[appkeys.API] = api
     api.add_routes(app.router)
     pages.register(app.router)
     session_http.register(app.router)
+    groups_pages.register(app.router)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     vendor = node_modules_dir()
     if (vendor / "three").is_dir():

@@ -23,6 +23,9 @@ DEMO_PEOPLE = [
     ("therapist", "Dr. Robin Reyes", Role.THERAPIST, "Europe/London"),
     ("patient", "Sam Patient", Role.PATIENT, "America/New_York"),
     ("patient2", "Kit Patient", Role.PATIENT, "Europe/Berlin"),
+    ("facilitator", "Morgan Facilitator", Role.MODERATOR, "America/New_York"),
+    ("member", "Riley Member", Role.PATIENT, "America/Chicago"),
+    ("member2", "Jordan Member", Role.PATIENT, "Europe/Berlin"),
 ]
 LOGINS_FILE = "demo-logins.txt"
 
@@ -62,6 +65,7 @@ def seed(db: Database, data_dir: Path, cost: ScryptCost,
         fh.write(text)
     if keyring is not None:
         seed_practice(db, keyring)
+    seed_groups(db)
     return rows
 
 
@@ -128,3 +132,116 @@ def seed_practice(db: Database, keyring: MasterKeyring, *,
                               occurrences=12, environment_id=None, actor=t_actor)
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [PRACTICE_FLAG, "1"])
     return True
+
+
+GROUPS_FLAG = "demo_groups_seeded"
+DEMO_GROUP_1 = "Evening calm: anxiety peer support"
+DEMO_GROUP_2 = "Carers' circle (Berlin)"
+
+
+def seed_groups(db: Database, *, now: datetime | None = None) -> bool:
+    """The demo peer groups, once per database, and at every start a meeting of the first
+    group that opens within the hour. Returns False when the groups were already there.
+
+    * a listed, open group meeting weekly in America/New_York, led by ``facilitator``, with
+      ``member`` and ``member2``; one meeting a few weeks out is cancelled;
+    * an invite-only group meeting every other week in Europe/Berlin that asks to join,
+      with ``member2`` in it and a request from ``patient2`` waiting for the facilitator.
+    """
+    from groups import conduct, directory, membership, schedule
+    from groups.directory import GroupSettings
+    from groups.recurrence import format_local, rule_for_start
+
+    now = now or datetime.now(UTC)
+    seeded = False
+    if not db.execute("SELECT 1 FROM meta WHERE key = ?", [GROUPS_FLAG]).fetchone():
+        admin = accounts.find_user(db, "admin")
+        fac = accounts.find_user(db, "facilitator")
+        m1, m2 = accounts.find_user(db, "member"), accounts.find_user(db, "member2")
+        kit = accounts.find_user(db, "patient2")
+        if not (admin and fac and m1 and m2 and kit):
+            return False
+        a_admin, a_fac = Actor(admin.id, "demo"), Actor(fac.id, "demo")
+        with db.atomic():
+            g1 = directory.create_group(db, admin, GroupSettings(
+                name=DEMO_GROUP_1,
+                description="A calm weekly hour for people living with anxiety. We check "
+                            "in, share what helped this week, and end with a short "
+                            "breathing exercise. Listening only is welcome.",
+                tags=["anxiety", "stress"], visibility="listed", join_policy="open",
+                capacity=12, environment_id="beach", time_zone="America/New_York",
+                auto_admit=False), lead_user_id=fac.id, actor=a_admin)
+            ny = ZoneInfo("America/New_York")
+            first = (now.astimezone(ny) - timedelta(days=7)).replace(
+                hour=19, minute=0, second=0, microsecond=0, tzinfo=None)
+            schedule.set_schedule(db, fac, g1, rule_for_start("weekly", first),
+                                  format_local(first), 60, actor=a_fac)
+            membership.update_self(db, fac, g1, pseudonym="Sky (facilitator)", actor=a_fac)
+            cur = conduct.current(db, g1)
+            for person, name, color in ((m1, "Juniper", "#a8d5c9"), (m2, "Wren", "#c7b8ea")):
+                membership.join(db, person, g1, pseudonym=name, color=color,
+                                conduct_version=cur.version, conduct_sha256=cur.sha256,
+                                actor=Actor(person.id, "demo"))
+            g1_row = {"id": g1, "time_zone": "America/New_York"}
+            later = schedule.upcoming(db, g1_row, after=now + timedelta(days=20), limit=1)
+            if later:
+                schedule.cancel_one(db, fac, g1, later[0].key, "Holiday week: no meeting",
+                                    actor=a_fac)
+
+            g2 = directory.create_group(db, admin, GroupSettings(
+                name=DEMO_GROUP_2,
+                description="For people caring for a family member. Every other Wednesday "
+                            "evening, Berlin time. By invitation.",
+                tags=["carers", "family"], visibility="invite_only", join_policy="approval",
+                capacity=8, environment_id="forest", time_zone="Europe/Berlin",
+                auto_admit=True), lead_user_id=fac.id, actor=a_admin)
+            berlin = ZoneInfo("Europe/Berlin")
+            local = now.astimezone(berlin).replace(tzinfo=None)
+            wednesday = (local + timedelta(days=(2 - local.weekday()) % 7)).replace(
+                hour=19, minute=30, second=0, microsecond=0)
+            schedule.set_schedule(db, fac, g2, rule_for_start("biweekly", wednesday),
+                                  format_local(wednesday), 90, actor=a_fac)
+            cur2 = conduct.current(db, g2)
+            token, _ = directory.create_invite(db, fac, g2, actor=a_fac)
+            for person, name in ((m2, "Linden"), (kit, "Kestrel")):
+                membership.join(db, person, g2, pseudonym=name, color="#9fc4e8",
+                                conduct_version=cur2.version, conduct_sha256=cur2.sha256,
+                                invite=token, actor=Actor(person.id, "demo"))
+            m2_row = next(r for r in db.query(
+                "SELECT id FROM group_members WHERE group_id = ? AND user_id = ?", [g2, m2.id]))
+            membership.decide_request(db, fac, g2, m2_row["id"], True, actor=a_fac)
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [GROUPS_FLAG, "1"])
+        seeded = True
+    refresh_demo_meeting(db, now=now)
+    return seeded
+
+
+def refresh_demo_meeting(db: Database, *, now: datetime | None = None) -> str | None:
+    """Make sure a meeting of the first demo group opens within the hour: when none starts
+    in the next 60 minutes, move the next one to start in about 15. Returns its key."""
+    from groups import access, schedule
+    from groups.recurrence import format_local
+
+    now = now or datetime.now(UTC)
+    rows = list(db.query("SELECT id FROM groups WHERE name = ?", [DEMO_GROUP_1]))
+    fac = accounts.find_user(db, "facilitator")
+    if not rows or fac is None:
+        return None
+    group = access.group_row(db, rows[0]["id"])
+    soon = [o for o in schedule.upcoming(db, group, after=now - timedelta(minutes=30), days=8)
+            if now - timedelta(minutes=30) <= o.start_utc <= now + timedelta(minutes=60)]
+    if soon:
+        return soon[0].key
+    opened = {r["original_local"] for r in db.query(
+        "SELECT original_local FROM group_meetings WHERE group_id = ?", [group["id"]])}
+    for occ in schedule.upcoming(db, group, after=now, days=60):
+        if format_local(occ.original) in opened:
+            continue
+        start = (now + timedelta(minutes=20)).astimezone(ZoneInfo(group["time_zone"]))
+        start = start.replace(minute=start.minute - start.minute % 5, second=0,
+                              microsecond=0, tzinfo=None)
+        schedule.move_one(db, fac, group["id"], occ.key, format_local(start),
+                          "Moved earlier so you can try it now (demo)",
+                          actor=Actor(fac.id, "demo"))
+        return occ.key
+    return None

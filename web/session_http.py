@@ -9,6 +9,7 @@ import re
 from aiohttp import web
 
 from environments import catalog
+from groups import meetings as group_meetings
 from therapy import rooms
 from web import appkeys
 from web.errors import ApiError, not_found
@@ -42,7 +43,12 @@ async def session_page(request: web.Request) -> web.Response:
 
 
 def _room_environment(db, room_id: str) -> str | None:
-    """The environment the patient chose ahead of time for this appointment, if any."""
+    """The environment the patient chose ahead of time for this appointment, or the group's
+    place for a group meeting, if any."""
+    if "group_meetings" in db.table_names():
+        place = group_meetings.room_environment(db, room_id)
+        if place:
+            return place
     if "visits" not in db.table_names():
         return None
     row = db.execute(
