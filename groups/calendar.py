@@ -27,7 +27,7 @@ from sqlite_utils import Database
 
 from groups import schedule
 from groups.access import group_row, hash_token
-from groups.recurrence import now_utc
+from groups.recurrence import Change, Schedule, now_utc
 from therapy import audit
 from therapy.accounts import AccountError, User, get_user
 from therapy.audit import Actor
@@ -92,53 +92,70 @@ def feed_groups(db: Database, user: User) -> list[tuple[dict, bool]]:
     return out
 
 
-def build_ics(db: Database, user: User, base_url: str, *, now: datetime | None = None) -> bytes:
-    now = (now or now_utc()).replace(microsecond=0)
+def new_calendar() -> Calendar:
     cal = Calendar()
     cal.add("prodid", "-//Haven//Haven groups//EN")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", "Haven groups")
+    return cal
+
+
+def schedule_events(sched: Schedule, changes: dict[datetime, Change], *, uid: str, title: str,
+                    link: str, now: datetime, with_notes: bool = False) -> list[Event]:
+    """The VEVENTs of one schedule: the master (DTSTART, RRULE, EXDATE) and one override
+    (RECURRENCE-ID) per moved meeting. Pure: the property tests expand these."""
+    zone = ZoneInfo(sched.zone)
+    length = timedelta(minutes=sched.duration_minutes)
+
+    def event(start_local: datetime) -> Event:
+        ev = Event()
+        ev.add("uid", uid)
+        ev.add("dtstamp", now)
+        ev.add("dtstart", start_local.replace(tzinfo=zone))
+        ev.add("dtend", (start_local + length).replace(tzinfo=zone))
+        ev.add("summary", title)
+        ev.add("url", link)
+        ev.add("description", f"Open Haven: {link}")
+        ev.add("class", "PRIVATE")
+        return ev
+
+    master = event(sched.start_local)
+    master.add("rrule", vRecur(sched.rule.ical(sched.zone)))
+    cancelled = sorted(o for o, c in changes.items() if c.status == "cancelled")
+    if cancelled:
+        master.add("exdate", [o.replace(tzinfo=zone) for o in cancelled])
+    out = [master]
+    for original, change in sorted(changes.items()):
+        if change.status != "moved" or change.new_start is None:
+            continue
+        override = event(change.new_start)
+        override.add("recurrence-id", original.replace(tzinfo=zone))
+        if with_notes and change.note:
+            override["description"] = f"{change.note}\nOpen Haven: {link}"
+        out.append(override)
+    return out
+
+
+def finish(cal: Calendar, now: datetime) -> bytes:
+    # VTIMEZONE rules covering every date a schedule may use (a year back, ten ahead).
+    cal.add_missing_timezones(first_date=date(now.year - 2, 1, 1),
+                              last_date=date(now.year + 12, 1, 1))
+    return cal.to_ical()
+
+
+def build_ics(db: Database, user: User, base_url: str, *, now: datetime | None = None) -> bytes:
+    now = (now or now_utc()).replace(microsecond=0)
+    cal = new_calendar()
     secret = _secret(db)
     link = base_url.rstrip("/") + "/groups/mine"
     for group, show_name in feed_groups(db, user):
         sched = schedule.get(db, group)
         if sched is None:
             continue
-        zone = ZoneInfo(group["time_zone"])
-        title = group["name"] if show_name else NEUTRAL_TITLE
-        uid = event_uid(secret, group["id"], user.id)
-        length = timedelta(minutes=sched.duration_minutes)
-
-        def event(start_local: datetime, *, _title=title, _uid=uid, zone=zone,
-                  length=length) -> Event:
-            ev = Event()
-            ev.add("uid", _uid)
-            ev.add("dtstamp", now)
-            ev.add("dtstart", start_local.replace(tzinfo=zone))
-            ev.add("dtend", (start_local + length).replace(tzinfo=zone))
-            ev.add("summary", _title)
-            ev.add("url", link)
-            ev.add("description", f"Open Haven: {link}")
-            ev.add("class", "PRIVATE")
-            return ev
-
-        master = event(sched.start_local)
-        master.add("rrule", vRecur(sched.rule.ical(group["time_zone"])))
-        changes = schedule.changes(db, group["id"])
-        cancelled = sorted(o for o, c in changes.items() if c.status == "cancelled")
-        if cancelled:
-            master.add("exdate", [o.replace(tzinfo=zone) for o in cancelled])
-        cal.add_component(master)
-        for original, change in sorted(changes.items()):
-            if change.status != "moved" or change.new_start is None:
-                continue
-            override = event(change.new_start)
-            override.add("recurrence-id", original.replace(tzinfo=zone))
-            if show_name and change.note:
-                override["description"] = f"{change.note}\nOpen Haven: {link}"
-            cal.add_component(override)
-    # VTIMEZONE rules covering every date a schedule may use (a year back, ten ahead).
-    cal.add_missing_timezones(first_date=date(now.year - 2, 1, 1),
-                              last_date=date(now.year + 12, 1, 1))
-    return cal.to_ical()
+        for ev in schedule_events(sched, schedule.changes(db, group["id"]),
+                                  uid=event_uid(secret, group["id"], user.id),
+                                  title=group["name"] if show_name else NEUTRAL_TITLE,
+                                  link=link, now=now, with_notes=show_name):
+            cal.add_component(ev)
+    return finish(cal, now)

@@ -103,13 +103,13 @@ def check_in_window(local: datetime, zone: str, field: str, *,
                     now: datetime | None = None) -> datetime:
     """Refuse dates far away (a year back to ten years ahead): 4xx, never an overflow."""
     now = now or now_utc()
+    message = f"{field} must be within a year back and ten years ahead"
     try:
         instant = to_utc(local, zone)
     except (OverflowError, ValueError):
-        raise ValidationError(field, f"{field} is out of range") from None
+        raise ValidationError(field, message) from None
     if not now - PAST_LIMIT <= instant <= now + FUTURE_LIMIT:
-        raise ValidationError(field, f"{field} must be within a year back and ten years "
-                              "ahead")
+        raise ValidationError(field, message)
     return local
 
 
@@ -382,7 +382,7 @@ class Schedule:
 
     def originals_between(self, lo: datetime, hi: datetime) -> list[datetime]:
         """Rule occurrences (naive wall clock) with lo <= t <= hi; the span is capped."""
-        if hi - lo > MAX_WINDOW + timedelta(days=2):
+        if hi - lo > MAX_WINDOW + timedelta(days=5):
             raise GroupError("window_too_large", "ask for at most 400 days of meetings at once")
         return list(self._rrule().between(lo, hi, inc=True))
 
