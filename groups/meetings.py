@@ -275,6 +275,8 @@ def arrive(db: Database, user: User | None, group_id: int, key: str, *,
         ctx, occ = _context(db, user, group_id, key, Action.MEETING_ATTEND)
         _check_time(occ, _row(db, ctx.group_id, occ), now, user.time_zone)
         meeting = _ensure(db, ctx.group, occ)
+        if ctx.facts.facilitator:
+            return state(db, user, group_id, key, now=now)  # facilitators do not wait
         att = _attendance(db, meeting["id"], ctx.member["id"])
         if att is None:
             db.table("group_attendance").insert({

@@ -115,7 +115,7 @@ def register(api: ApiRegistry) -> None:
                                          conduct_text=b.conduct_text, actor=actor)
             return directory.view(db, user, gid)
 
-        return json_response({"group": await write(request, go)}, status=201)
+        return json_response({"group": await write(request, go)})
 
     @op("GET", G, summary="A group as I may see it (description, schedule, next meetings "
         "in my zone, facilitators, my membership)", tags=TAGS, errors=[404])
@@ -269,7 +269,7 @@ def register(api: ApiRegistry) -> None:
             db, user, gid, pseudonym=b.pseudonym, color=b.color,
             conduct_version=b.conduct_version, conduct_sha256=b.conduct_sha256,
             invite=b.invite, actor=actor))
-        return json_response({"membership": got}, status=201)
+        return json_response({"membership": got})
 
     @op("GET", "/api/group-invites/{token}", summary="The group an invite link is for",
         tags=TAGS, errors=[404])
@@ -294,7 +294,7 @@ def register(api: ApiRegistry) -> None:
         token, info = await write(request, lambda db: directory.create_invite(
             db, user, gid, actor=actor))
         return json_response({"invite": info, "invite_url":
-                              f"{base_url(request)}/groups/invite/{token}"}, status=201)
+                              f"{base_url(request)}/groups/invite/{token}"})
 
     @op("GET", G + "/invites", summary="The group's invite links (facilitators)", tags=TAGS,
         errors=[404, 409])
@@ -505,8 +505,7 @@ def register(api: ApiRegistry) -> None:
         user = require_user(request)
         actor = actor_of(request)
         token = await write(request, lambda db: calendar.create_feed(db, user, actor=actor))
-        return json_response({"feed_url": f"{base_url(request)}/groups/calendar/{token}.ics"},
-                             status=201)
+        return json_response({"feed_url": f"{base_url(request)}/groups/calendar/{token}.ics"})
 
     @op("DELETE", "/api/groups/calendar-feed", summary="Turn my group calendar feed off",
         tags=TAGS)
