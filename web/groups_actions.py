@@ -73,6 +73,10 @@ def member_id(request: web.Request) -> int:
     return int(raw)
 
 
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_field", message, field=field)
+
+
 def form_int(value: object, name: str) -> int:
     text = str(value or "")
     if not text.isdigit() or len(text) > 15:

@@ -12,7 +12,7 @@ from groups import calendar, directory, meetings, membership, schedule
 from groups.errors import GroupError
 from groups.recurrence import MAX_WINDOW
 from therapy import rooms
-from therapy.accounts import Role, ValidationError
+from therapy.accounts import Role
 from web import appkeys
 from web.api_accounts import actor_of
 from web.errors import ApiError, json_response
@@ -20,6 +20,7 @@ from web.groups_actions import (
     base_url,
     end_meeting,
     group_id,
+    invalid,
     join_path,
     member_id,
     read,
@@ -57,19 +58,19 @@ def _room_link(request: web.Request, room_id: str, token: str) -> dict:
 def _window(request: web.Request) -> tuple[datetime, int]:
     raw_from, raw_days = request.query.get("from"), request.query.get("days", "60")
     if not raw_days.isdigit() or not 1 <= int(raw_days) <= MAX_WINDOW.days:
-        raise ValidationError("days", f"days must be 1 to {MAX_WINDOW.days}")
+        raise invalid("days", f"days must be 1 to {MAX_WINDOW.days}")
     start = datetime.now(UTC) - timedelta(hours=4)
     if raw_from:
         try:
             start = datetime.fromisoformat(raw_from)
         except ValueError:
-            raise ValidationError("from", "from must be an ISO date-time such as "
-                                  "2026-03-10T00:00:00Z") from None
+            raise invalid("from", "from must be an ISO date-time such as "
+                          "2026-03-10T00:00:00Z") from None
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         now = datetime.now(UTC)
         if not now - timedelta(days=366) <= start <= now + timedelta(days=3653):
-            raise ValidationError("from", "from must be within a year back and ten years ahead")
+            raise invalid("from", "from must be within a year back and ten years ahead")
     return start, int(raw_days)
 
 
@@ -165,7 +166,7 @@ def register(api: ApiRegistry) -> None:
         gid = group_id(request)
         raw = request.query.get("version")
         if raw is not None and (not raw.isdigit() or len(raw) > 6):
-            raise ValidationError("version", "version must be a whole number")
+            raise invalid("version", "version must be a whole number")
         number = int(raw) if raw else None
         return json_response({"conduct": await read(request, lambda db: directory.conduct_view(
             db, user, gid, version=number))})
