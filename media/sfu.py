@@ -11,7 +11,7 @@ The **client offers**, once, an audio-only, BUNDLEd, rtcp-mux session:
 
     m-line 0        upstream: ``sendonly`` (or ``sendrecv``) to publish;
                     ``recvonly``/``inactive`` for a listen-only connection
-    m-lines 1..K    downstream slots: ``recvonly``, K <= 11 (room of 12)
+    m-lines 1..K    downstream slots: ``recvonly``, K <= 15 (room of 16)
 
 The server answers: m-line 0 ``recvonly``, slots ``sendonly`` with one SSRC each.
 Only Opus 48000/2 is negotiated (RED, CN, telephone-event, PCMU... are dropped);
@@ -35,8 +35,8 @@ it waits (in join order) for one to be freed.
 
 Public API
 ----------
-``RoomRegistry(*, ice=None, max_rooms=1000, max_participants_per_room=12,
-max_downstream_slots=11, connect_timeout=30.0)``
+``RoomRegistry(*, ice=None, max_rooms=1000, max_participants_per_room=16,
+max_downstream_slots=15, connect_timeout=30.0)``
     ``ice`` is a ``media.loopback_ice.IcePolicy`` (default: all interfaces, no
     STUN/TURN; ``IcePolicy.loopback()`` for tests and the benchmark).
 ``registry.room(room_id) -> Room``               get or create
@@ -523,7 +523,7 @@ class RoomRegistry:
     """All rooms of this SFU node. See the module docstring for the API."""
 
     def __init__(self, *, ice: IcePolicy | None = None, max_rooms: int = 1000,
-                 max_participants_per_room: int = 12, max_downstream_slots: int = 11,
+                 max_participants_per_room: int = 16, max_downstream_slots: int = 15,
                  connect_timeout: float = 30.0) -> None:
         if not 1 <= max_downstream_slots <= 64:
             raise ValueError("max_downstream_slots must be 1..64")

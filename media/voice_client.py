@@ -52,7 +52,7 @@ log = logging.getLogger("haven.client")
 RATE = 48000
 FRAME = 960  # 20 ms
 TIME_BASE = fractions.Fraction(1, RATE)
-DOWNSTREAM_SLOTS = 11
+DOWNSTREAM_SLOTS = 15
 
 
 def load_pcm(path: str | Path, seconds: float | None = None) -> np.ndarray:
