@@ -24,6 +24,11 @@ from enum import StrEnum
 
 from therapy.accounts import Role
 
+# The decision and refusal types are the practice's own: one shape for every rule set.
+from therapy.permissions import Decision, Denied
+
+__all__ = ["Action", "Decision", "Denied", "Facts", "Subject", "allowed", "decide", "require"]
+
 
 class Action(StrEnum):
     GROUP_CREATE = "group.create"  # admin
@@ -77,23 +82,6 @@ class Facts:
     @property
     def member(self) -> bool:
         return self.status == "active"
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    code: str = "ok"
-    message: str = ""
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-
-class Denied(Exception):
-    def __init__(self, decision: Decision):
-        super().__init__(decision.message)
-        self.code = decision.code
-        self.message = decision.message
 
 
 ALLOW = Decision(True)

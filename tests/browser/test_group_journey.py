@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS
+from tests.browser.chromium import CHROMIUM
+from tests.browser.test_session_page import media_args
 from tests.voice_support import tone, write_wav
 from web.demo import DEMO_GROUP_1
 
@@ -21,14 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REAL_NAME, USERNAME, PSEUDONYM = "Casey Realname", "casey-real", "Heron"
 PASSWORD = "a long enough password"
 SHOTS = Path("/tmp/haven-group-shots")
-
-
-def media_args(wav: Path) -> list[str]:
-    args = [a for a in LAUNCH_ARGS if not a.startswith("--autoplay-policy")]
-    return args + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                   f"--use-file-for-fake-audio-capture={wav}",
-                   "--autoplay-policy=no-user-gesture-required",
-                   "--allow-loopback-in-peer-connection"]
 
 
 @pytest.fixture(scope="module")
