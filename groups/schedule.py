@@ -27,7 +27,7 @@ from groups.recurrence import (
     validate_note,
 )
 from therapy import audit
-from therapy.accounts import User
+from therapy.accounts import User, ValidationError
 from therapy.audit import Actor
 
 
@@ -72,7 +72,7 @@ def find(db: Database, group: dict, key: str) -> Occurrence:
         raise GroupError("not_found", "this group has no schedule yet")
     try:
         check_in_window(original, group["time_zone"], "occurrence")
-    except Exception:  # noqa: BLE001 - a key far away names no meeting
+    except ValidationError:  # a key far away names no meeting
         raise GroupError("not_found", "the schedule has no meeting at that time") from None
     return sched.find(original, changes(db, group["id"]))
 

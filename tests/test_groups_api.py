@@ -384,3 +384,58 @@ async def test_pages_render_and_forms_work_without_script(world):
     resp = await orla.client.post(f"/groups/{world.group_a}/join", data=form,
                                   allow_redirects=False)
     assert resp.status == 422 and "tick the box" in await resp.text()
+
+
+async def test_the_finder_filters_by_day_and_time_of_day_in_the_viewers_zone(world):
+    orla = await world.as_("acct-orla")  # lives in Europe/Berlin; the group meets in New York
+    view = (await ok(await orla.get(g(world))))["group"]
+    first = view["next_meetings"][0]
+    assert first["time_zone"] == "Europe/Berlin"
+    day = first["weekday"]
+    hour = first["hour"]
+    bucket = next(name for name, (lo, hi) in {"morning": (5, 12), "afternoon": (12, 17),
+                                              "evening": (17, 22)}.items()
+                  if lo <= hour < hi) if 5 <= hour < 22 else "night"
+    other_day = {"mon": "thu", "tue": "fri", "wed": "sat", "thu": "sun", "fri": "mon",
+                 "sat": "tue", "sun": "wed"}[day]
+    other_time = "morning" if bucket != "morning" else "evening"
+
+    async def names(query):
+        found = await ok(await orla.get("/api/groups" + query))
+        assert found["time_zone"] == "Europe/Berlin"
+        return [x["name"] for x in found["groups"]]
+
+    assert "Anxiety circle" in await names("")
+    assert "Hidden circle" not in await names("")  # invite-only groups are not listed
+    assert "Anxiety circle" in await names(f"?day={day}&time_of_day={bucket}&topic=anxiety")
+    assert "Anxiety circle" not in await names(f"?day={other_day}")
+    assert "Anxiety circle" not in await names(f"?time_of_day={other_time}")
+    assert "Anxiety circle" not in await names("?topic=grief")
+    assert (await err(await orla.get("/api/groups?day=someday"), 422))["field"] == "day"
+
+
+async def test_dashboard_forms_set_the_schedule_and_change_one_meeting(world):
+    fern = await world.as_("fac-fern")
+    gid = world.group_a
+    view = (await ok(await fern.get(g(world))))["group"]
+    start = view["schedule"]["start_local"]
+    resp = await fern.client.post(f"/groups/{gid}/manage/schedule", data={
+        "csrf_token": fern.csrf, "start_local": start, "repeat": "biweekly",
+        "duration_minutes": "90", "ends": "count", "count": "5"}, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    sched = (await ok(await fern.get(g(world))))["group"]["schedule"]
+    assert sched["rrule"].startswith("FREQ=WEEKLY;INTERVAL=2;BYDAY=") and "COUNT=5" in \
+        sched["rrule"] and sched["duration_minutes"] == 90
+    bad = await fern.client.post(f"/groups/{gid}/manage/schedule", data={
+        "csrf_token": fern.csrf, "start_local": "9999-01-01T10:00", "repeat": "weekly",
+        "duration_minutes": "60", "ends": "never"}, allow_redirects=False)
+    assert bad.status == 422 and "ten years" in await bad.text()
+    assert (await ok(await fern.get(g(world))))["group"]["schedule"] == sched
+    meetings_now = (await ok(await fern.get(g(world, "/meetings?days=60"))))["meetings"]
+    second = meetings_now[1]["key"]
+    resp = await fern.client.post(f"/groups/{gid}/meetings/{second}/cancel", data={
+        "csrf_token": fern.csrf, "note": "Room booked"}, allow_redirects=False)
+    assert resp.status == 303
+    after = (await ok(await fern.get(g(world, "/meetings?days=60"))))["meetings"]
+    assert [m["status"] for m in after if m["key"] == second] == ["cancelled"]
+    assert [m["status"] for m in after].count("cancelled") == 1

@@ -44,9 +44,9 @@ def expect(ok: tuple[str, ...], status: int = 200, *, denied: int = 403,
 
 LOGGED_IN = (MEMBER, OTHER, FAC, OFAC, ADMIN)
 RUNS = (FAC, ADMIN)
-G = "/api/groups/{group_id:\\d+}"
+G = "/api/groups/{group_id}"
 M = G + "/meetings/{key}"
-MEM = G + "/members/{member_id:\\d+}"
+MEM = G + "/members/{member_id}"
 
 
 def ga(w: World, rest: str = "") -> str:

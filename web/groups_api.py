@@ -46,7 +46,7 @@ from web.routing import ANY_USER, ApiRegistry, require_user
 
 TAGS = ["groups"]
 ADMIN = [Role.ADMIN]
-G = "/api/groups/{group_id:\\d+}"
+G = "/api/groups/{group_id}"
 M = G + "/meetings/{key}"
 
 
@@ -75,7 +75,37 @@ def _window(request: web.Request) -> tuple[datetime, int]:
 
 
 def register(api: ApiRegistry) -> None:
-    op = api.operation
+    def op(method: str, path: str, *, errors=(), **kw):
+        # Anything under one group may find it gone (404), closed or in another state (409),
+        # or a value out of range (422): documented for every such operation.
+        if "{group_id" in path:
+            errors = sorted({*errors, 404, 409, 422})
+        return api.operation(method, path, errors=errors, **kw)
+
+    # --- my calendar feed (before /api/groups/{group_id}, which would match it) -----------------------------------------------------------------
+
+    @op("GET", "/api/groups/calendar-feed", summary="Whether my group calendar feed is on",
+        tags=TAGS)
+    async def api_feed_status(request: web.Request) -> web.Response:
+        user = require_user(request)
+        return json_response({"enabled": await read(request, lambda db: calendar.has_feed(
+            db, user))})
+
+    @op("POST", "/api/groups/calendar-feed", summary="A new private feed URL of my groups' "
+        "meetings (the old one stops working)", tags=TAGS, auth=ANY_USER)
+    async def api_feed_create(request: web.Request) -> web.Response:
+        user = require_user(request)
+        actor = actor_of(request)
+        token = await write(request, lambda db: calendar.create_feed(db, user, actor=actor))
+        return json_response({"feed_url": f"{base_url(request)}/groups/calendar/{token}.ics"})
+
+    @op("DELETE", "/api/groups/calendar-feed", summary="Turn my group calendar feed off",
+        tags=TAGS)
+    async def api_feed_revoke(request: web.Request) -> web.Response:
+        user = require_user(request)
+        actor = actor_of(request)
+        await write(request, lambda db: calendar.revoke_feed(db, user, actor=actor))
+        return json_response({"enabled": False})
 
     # --- the directory --------------------------------------------------------------------
 
@@ -363,7 +393,7 @@ def register(api: ApiRegistry) -> None:
         gid = group_id(request)
         return json_response(await read(request, lambda db: membership.roster(db, user, gid)))
 
-    @op("POST", G + "/members/{member_id:\\d+}/reveal", summary="The account behind a "
+    @op("POST", G + "/members/{member_id}/reveal", summary="The account behind a "
         "pseudonym (facilitators; audited)", tags=TAGS, errors=[404])
     async def api_reveal_member(request: web.Request) -> web.Response:
         user = require_user(request)
@@ -372,7 +402,7 @@ def register(api: ApiRegistry) -> None:
         return json_response(await write(request, lambda db: membership.reveal(
             db, user, gid, mid, actor=actor)))
 
-    @op("POST", G + "/members/{member_id:\\d+}/decision", summary="Approve or decline a join "
+    @op("POST", G + "/members/{member_id}/decision", summary="Approve or decline a join "
         "request (facilitators)", body=DecisionBody, tags=TAGS, errors=[404, 409])
     async def api_decide_request(request: web.Request) -> web.Response:
         user = require_user(request)
@@ -383,7 +413,7 @@ def register(api: ApiRegistry) -> None:
                                                     decide_request(db, user, gid, mid,
                                                                    b.approve, actor=actor))})
 
-    @op("POST", G + "/members/{member_id:\\d+}/remove", summary="Remove a member, or ban "
+    @op("POST", G + "/members/{member_id}/remove", summary="Remove a member, or ban "
         "them (facilitators); their meeting links stop working", body=RemoveBody, tags=TAGS,
         errors=[404, 409])
     async def api_remove_member(request: web.Request) -> web.Response:
@@ -395,7 +425,7 @@ def register(api: ApiRegistry) -> None:
                                                                 actor=actor))
         return json_response({"member": got["member"]})
 
-    @op("POST", G + "/members/{member_id:\\d+}/unban", summary="Lift a ban (facilitators)",
+    @op("POST", G + "/members/{member_id}/unban", summary="Lift a ban (facilitators)",
         tags=TAGS, errors=[404, 409])
     async def api_unban_member(request: web.Request) -> web.Response:
         user = require_user(request)
@@ -490,28 +520,3 @@ def register(api: ApiRegistry) -> None:
         user = require_user(request)
         await end_meeting(request, user, group_id(request), request.match_info["key"])
         return json_response({"ok": True})
-
-    # --- my calendar feed -----------------------------------------------------------------
-
-    @op("GET", "/api/groups/calendar-feed", summary="Whether my group calendar feed is on",
-        tags=TAGS)
-    async def api_feed_status(request: web.Request) -> web.Response:
-        user = require_user(request)
-        return json_response({"enabled": await read(request, lambda db: calendar.has_feed(
-            db, user))})
-
-    @op("POST", "/api/groups/calendar-feed", summary="A new private feed URL of my groups' "
-        "meetings (the old one stops working)", tags=TAGS, auth=ANY_USER)
-    async def api_feed_create(request: web.Request) -> web.Response:
-        user = require_user(request)
-        actor = actor_of(request)
-        token = await write(request, lambda db: calendar.create_feed(db, user, actor=actor))
-        return json_response({"feed_url": f"{base_url(request)}/groups/calendar/{token}.ics"})
-
-    @op("DELETE", "/api/groups/calendar-feed", summary="Turn my group calendar feed off",
-        tags=TAGS)
-    async def api_feed_revoke(request: web.Request) -> web.Response:
-        user = require_user(request)
-        actor = actor_of(request)
-        await write(request, lambda db: calendar.revoke_feed(db, user, actor=actor))
-        return json_response({"enabled": False})

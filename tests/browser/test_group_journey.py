@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.chromium import CHROMIUM
-from tests.browser.test_session_page import media_args
+from tests.browser.test_session_page import AXE, media_args
 from tests.voice_support import tone, write_wav
 from web.demo import DEMO_GROUP_1
 
@@ -46,8 +46,19 @@ def wait_until(predicate, timeout=40.0, step=0.25):
     raise AssertionError("condition not reached in time")
 
 
-def state(page) -> str | None:
-    return page.evaluate("document.documentElement.dataset.sessionState || null")
+def axe_problems(page, label: str, found: list) -> None:
+    """Run axe-core on the page; keep its serious and critical findings."""
+    page.evaluate(AXE.read_text())
+    violations = page.evaluate(
+        "async () => (await axe.run(document)).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))")
+    bad = [v for v in violations if v["impact"] in ("serious", "critical")]
+    if bad:
+        found.append((label, bad))
+    # No sideways scrolling on a phone, nor on a laptop.
+    width = page.evaluate("document.documentElement.scrollWidth")
+    if width > page.viewport_size["width"]:
+        found.append((label, f"scrolls sideways: {width}px"))
 
 
 def test_newcomer_joins_a_group_and_meets_the_facilitator_in_one_encrypted_room(
@@ -73,11 +84,14 @@ def test_newcomer_joins_a_group_and_meets_the_facilitator_in_one_encrypted_room(
         member.get_by_label("Topic").select_option("anxiety")
         member.get_by_role("button", name="Show groups").click()
         assert "1 group found" in member.locator("#results-count").inner_text()
+        a11y: list = []
+        axe_problems(member, "finder", a11y)
         member.get_by_role("link", name=DEMO_GROUP_1, exact=True).click()
 
         # The group page: the code of conduct, a pseudonym, acceptance.
         conduct = member.get_by_role("region", name="Code of conduct")
         assert "What is said here stays here" in conduct.inner_text()
+        axe_problems(member, "group page", a11y)
         member.get_by_label("Your name in this group").fill(PSEUDONYM)
         member.get_by_label("I have read the code of conduct and I accept it").check()
         member.get_by_role("button", name="Join the group").click()
@@ -92,6 +106,7 @@ def test_newcomer_joins_a_group_and_meets_the_facilitator_in_one_encrypted_room(
         assert lobby_status.get_attribute("aria-live") == "polite"
         assert "has not opened it yet" in lobby_status.inner_text()
         assert "The meeting starts" in lobby_status.inner_text()
+        axe_problems(member, "lobby", a11y)
         SHOTS.mkdir(exist_ok=True)
         member.screenshot(path=str(SHOTS / "lobby-390.png"), full_page=True)
 
@@ -108,6 +123,7 @@ def test_newcomer_joins_a_group_and_meets_the_facilitator_in_one_encrypted_room(
         fac.get_by_role("button", name="Open the meeting").click()
         admit = fac.get_by_role("button", name=f"Admit {PSEUDONYM}")
         admit.wait_for(timeout=20_000)
+        axe_problems(fac, "running the meeting", a11y)
         fac.screenshot(path=str(SHOTS / "run-1280.png"), full_page=True)
         admit.click()
         with f_ctx.expect_page() as new_tab:
@@ -150,6 +166,9 @@ def test_newcomer_joins_a_group_and_meets_the_facilitator_in_one_encrypted_room(
         # The facilitator's dashboard records the attendance; ending closes the room.
         fac.goto(base + group_path + "/manage#attendance")
         assert "took part" in fac.locator("#attendance").inner_text()
+        axe_problems(fac, "dashboard", a11y)
+        fac.goto(base + "/admin/groups")  # not for facilitators: a readable refusal
+        assert "People" not in fac.locator("nav").inner_text()
         fac.goto(base + "/groups/mine")
         fac.get_by_role("link", name="Run this meeting").first.click()
         fac.get_by_role("button", name="End the meeting for everyone").click()
@@ -157,6 +176,7 @@ def test_newcomer_joins_a_group_and_meets_the_facilitator_in_one_encrypted_room(
         member.wait_for_selector("html[data-session-state='ended']", state="attached",
                                  timeout=20_000)
         assert errors == []
+        assert a11y == []
     finally:
         m_ctx.close()
         f_ctx.close()
