@@ -153,6 +153,8 @@ def seed_groups(db: Database, *, now: datetime | None = None) -> bool:
     from groups.recurrence import format_local, rule_for_start
 
     now = now or datetime.now(UTC)
+    if "group_members" not in db.table_names():
+        return False  # a database without the groups package's migrations
     seeded = False
     if not db.execute("SELECT 1 FROM meta WHERE key = ?", [GROUPS_FLAG]).fetchone():
         admin = accounts.find_user(db, "admin")
