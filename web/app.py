@@ -19,7 +19,8 @@ from web import (
     appkeys,
     environments_http,
     pages,
-    practice_http,
+    practice_api,
+    practice_pages,
     session_http,
 )
 from web.config import Config
@@ -80,7 +81,8 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     api_core.register(api)
     api_accounts.register(api)
     environments_http.register(api, app.router)
-    practice_http.register(api, app.router)
+    practice_api.register(api)
+    practice_pages.register(app.router)
     app[appkeys.API] = api
     api.add_routes(app.router)
     pages.register(app.router)
