@@ -103,12 +103,13 @@ def register(api: ApiRegistry) -> None:
         actor = actor_of(request)
 
         def go(db):
-            appt_id = appointments.schedule(
-                db, user, b.patient_id, b.start_local, b.time_zone, b.duration_minutes,
-                weekly=b.weekly, occurrences=b.occurrences, environment_id=b.environment_id,
-                actor=actor)
-            return appt_id, [occurrence_view(db, o, user)
-                             for o in appointments.occurrences(db, appt_id)]
+            with db.atomic():  # the reply is built before the row commits
+                appt_id = appointments.schedule(
+                    db, user, b.patient_id, b.start_local, b.time_zone, b.duration_minutes,
+                    weekly=b.weekly, occurrences=b.occurrences,
+                    environment_id=b.environment_id, actor=actor)
+                return appt_id, [occurrence_view(db, o, user)
+                                 for o in appointments.occurrences(db, appt_id)]
 
         appt_id, occ = await write(request, go)
         return json_response({"appointment_id": appt_id, "occurrences": occ}, status=201)
@@ -121,7 +122,8 @@ def register(api: ApiRegistry) -> None:
 
         def load(db):
             appointments.require_view(db, user, appt_id)
-            return [occurrence_view(db, o, user) for o in appointments.occurrences(db, appt_id)]
+            return [occurrence_view(db, o, user)
+                    for o in appointments.occurrence_entries(db, appt_id)]
 
         return json_response({"appointment_id": appt_id,
                               "occurrences": await read(request, load)})

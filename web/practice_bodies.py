@@ -58,12 +58,14 @@ class AppointmentBody:
     def parse(cls, data: dict) -> AppointmentBody:
         start = _req(data, "start_local", str, "a local time like 2026-03-30T18:00")
         appointments.parse_local(start)
+        zone = accounts.validate_time_zone(_req(data, "time_zone", str, "a zone name"))
+        appointments.validate_start(start, zone)
         weekly = bool(_opt(data, "weekly", bool, "true or false"))
         occurrences = _opt(data, "occurrences", int, "a whole number")
         return cls(
             patient_id=_req(data, "patient_id", int, "a whole number"),
             start_local=start,
-            time_zone=accounts.validate_time_zone(_req(data, "time_zone", str, "a zone name")),
+            time_zone=zone,
             duration_minutes=appointments.validate_duration(
                 _opt(data, "duration_minutes", int, "a whole number") or 50),
             weekly=weekly,

@@ -132,17 +132,18 @@ def names(db, ids) -> dict[int, str]:
     return out
 
 
-def occurrence_view(db, occ: appointments.Occurrence, viewer: User,
-                    now: datetime | None = None) -> dict:
-    """An occurrence as the viewer sees it: their zone, the other person's name, the visit."""
+def occurrence_view(db, occ: appointments.Occurrence | appointments.BrokenAppointment,
+                    viewer: User, now: datetime | None = None) -> dict:
+    """An occurrence as the viewer sees it: their zone, the other person's name, the visit.
+    A broken appointment (dates that cannot be shown) keeps the same keys, with ``error``."""
     now = now or datetime.now(UTC)
     view = occ.public(viewer.time_zone)
     other = occ.patient_id if viewer.id == occ.therapist_id else occ.therapist_id
     view["with"] = names(db, [other])[other]
-    visit = waiting_room.visit_for(db, occ.appointment_id, occ.index)
+    visit = None if occ.broken else waiting_room.visit_for(db, occ.appointment_id, occ.index)
     view["visit"] = {"id": visit["id"], "status": visit["status"]} if visit else None
     view["open_now"] = occ.is_open(now)
-    view["check_in_opens"] = occ.check_in_opens().isoformat()
+    view["check_in_opens"] = "" if occ.broken else occ.check_in_opens().isoformat()
     return view
 
 

@@ -243,7 +243,8 @@ async def appointment_page(request: web.Request) -> web.Response:
 
     def load(db):
         row = appointments.require_view(db, user, appt_id)
-        occ = [occurrence_view(db, o, user) for o in appointments.occurrences(db, appt_id)]
+        occ = [occurrence_view(db, o, user)
+               for o in appointments.occurrence_entries(db, appt_id)]
         return {"row": row, "occurrences": occ,
                 "patient_name": names(db, [row["patient_id"]])[row["patient_id"]]}
 
