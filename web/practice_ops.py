@@ -25,7 +25,7 @@ from therapy import (
     waiting_room,
 )
 from therapy.accounts import AccountError, Role, User, ValidationError
-from therapy.keyfile import KeyFileError, MasterKeyring, read_keyfile
+from therapy.keyfile import MasterKeyring
 from therapy.permissions import Action, Facts
 from web import appkeys
 from web.api_accounts import actor_of
@@ -38,20 +38,9 @@ ADMIN = [Role.ADMIN]
 # --- plumbing ------------------------------------------------------------------------------
 
 def keyring(request: web.Request) -> MasterKeyring:
-    """The master keyring, re-read when the key file changes (``haven keys rotate`` may run
-    while the server does; the new file holds every key still in use)."""
-    data_dir = request.app[appkeys.DATA_DIR]
-    try:
-        mtime = data_dir.key_path.stat().st_mtime_ns
-    except OSError:
-        return data_dir.keyring
-    if getattr(data_dir, "_practice_key_mtime", None) != mtime:
-        try:
-            data_dir.keyring = read_keyfile(data_dir.key_path)
-        except KeyFileError:
-            return data_dir.keyring
-        data_dir._practice_key_mtime = mtime
-    return data_dir.keyring
+    """The master keyring (web.app.LiveKeyring follows ``haven keys rotate`` and refuses a
+    key file that does not belong to this database)."""
+    return request.app[appkeys.KEYRING].current()
 
 
 STATUS_OF = {"forbidden": 403, "locked": 409, "not_signed": 409, "consent_required": 409,
