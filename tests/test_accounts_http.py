@@ -241,7 +241,7 @@ async def test_security_headers(client):
     assert "frame-ancestors 'none'" in csp
     script_src = [d for d in csp.split(";") if d.strip().startswith("script-src")][0]
     assert "unsafe-inline" not in script_src and "unsafe-eval" not in script_src
-    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["Referrer-Policy"] == "same-origin"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 

@@ -29,6 +29,7 @@ from therapy.permissions import Action
 from web import api_accounts, appkeys
 from web.api_accounts import SignupBody, actor_of
 from web.errors import ApiError, not_found
+from web.forms import read_form
 from web.pages import render
 from web.practice_bodies import AppointmentBody
 from web.practice_ops import (
@@ -76,8 +77,7 @@ def _page_user(request: web.Request, roles=ANY_USER) -> User:
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    form = await request.post()
-    return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    return await read_form(request)
 
 
 def _see_other(location: str) -> web.HTTPSeeOther:
