@@ -15,11 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
+from media.signaling import exceeds_depth
 from therapy.accounts import Role, User, ValidationError
 from web import appkeys
 from web.errors import ApiError, bad_request, forbidden, unauthorized
 
 PUBLIC = "public"  # no login needed
+MAX_JSON_DEPTH = 16  # arrays/objects inside each other in a request body
 ANY_USER = frozenset(Role)  # any logged-in user
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,8 +67,12 @@ async def read_json(request: web.Request, max_bytes: int) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad_request(f"the body is not valid JSON: {exc.__class__.__name__}",
                           "malformed_json") from None
+    except RecursionError:
+        raise bad_request("the body nests too deeply", "malformed_json") from None
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object", "malformed_json")
+    if exceeds_depth(data, MAX_JSON_DEPTH):
+        raise bad_request("the body nests too deeply", "malformed_json")
     return data
 
 
