@@ -279,10 +279,10 @@ async def test_openapi_documents_every_api_route(client):
     assert doc["openapi"].startswith("3.")
     app = client.client.server.app
     for op in app[appkeys.API].operations:
-        assert op.method.lower() in doc["paths"][op.path]
+        assert op.method.lower() in doc["paths"][op.doc_path]
     # and nothing under /api is routed without being documented
     for resource in app.router.resources():
-        path = resource.canonical
+        path = re.sub(r"\{(\w+):\\d\{1,15\}\}", r"{\1}", resource.canonical)
         if path.startswith("/api/"):
             assert path in doc["paths"], path
 

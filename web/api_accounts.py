@@ -25,6 +25,8 @@ USER_SCHEMA = {
         "time_zone": {"type": "string"},
     },
 }
+ONE_USER = {"type": "object", "required": ["user"], "properties": {"user": USER_SCHEMA}}
+LOGGED_IN = {"type": "object", "required": ["user"], "properties": {"user": USER_SCHEMA}}
 
 
 def _str(data: dict, name: str, required: bool = True) -> str | None:
@@ -210,8 +212,8 @@ async def signup(request: web.Request, body: SignupBody) -> User:
 
 def register(api: ApiRegistry) -> None:
     @api.operation("POST", "/api/signup", summary="Create a patient account and log in",
-                   auth=PUBLIC, body=SignupBody, response=USER_SCHEMA, tags=["accounts"],
-                   errors=[409])
+                   auth=PUBLIC, body=SignupBody, response=LOGGED_IN, tags=["accounts"],
+                   errors=[409, 429], status=201)
     async def api_signup(request: web.Request) -> web.Response:
         body: SignupBody = request[appkeys.BODY]
         await signup(request, body)
@@ -221,7 +223,7 @@ def register(api: ApiRegistry) -> None:
         return resp
 
     @api.operation("POST", "/api/login", summary="Log in (sets the session cookie)",
-                   auth=PUBLIC, body=LoginBody, response=USER_SCHEMA, tags=["accounts"],
+                   auth=PUBLIC, body=LoginBody, response=LOGGED_IN, tags=["accounts"],
                    errors=[401, 429])
     async def api_login(request: web.Request) -> web.Response:
         body: LoginBody = request[appkeys.BODY]
@@ -239,13 +241,13 @@ def register(api: ApiRegistry) -> None:
         clear_session_cookie(request, resp)
         return resp
 
-    @api.operation("GET", "/api/me", summary="The logged-in user", response=USER_SCHEMA,
+    @api.operation("GET", "/api/me", summary="The logged-in user", response=ONE_USER,
                    tags=["accounts"])
     async def api_me(request: web.Request) -> web.Response:
         return json_response({"user": require_user(request).public()})
 
     @api.operation("PATCH", "/api/me", summary="Change display name or time zone",
-                   body=ProfileBody, response=USER_SCHEMA, tags=["accounts"])
+                   body=ProfileBody, response=ONE_USER, tags=["accounts"])
     async def api_update_me(request: web.Request) -> web.Response:
         user = require_user(request)
         body: ProfileBody = request[appkeys.BODY]
@@ -276,8 +278,8 @@ def register(api: ApiRegistry) -> None:
         users = await request.app[appkeys.STORE].read(accounts.list_users)
         return json_response({"users": [u.public() for u in users]})
 
-    @api.operation("PUT", "/api/users/{user_id}/role", summary="Change a user's role (admin)",
-                   auth=[Role.ADMIN], body=RoleBody, response=USER_SCHEMA, tags=["accounts"],
+    @api.operation("PUT", "/api/users/{user_id:int}/role", summary="Change a user's role (admin)",
+                   auth=[Role.ADMIN], body=RoleBody, response=ONE_USER, tags=["accounts"],
                    errors=[404])
     async def api_set_role(request: web.Request) -> web.Response:
         body: RoleBody = request[appkeys.BODY]

@@ -90,10 +90,15 @@ async def error_middleware(request: web.Request, handler):
         if exc.status < 400 or exc.status == 101:
             raise
         message = exc.reason or "error"
+        # Keep what the exception says besides its body (405's Allow, for one).
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}
         if is_api(request):
             code = HTTP_CODES.get(exc.status, "error")
-            return error_response(ApiError(exc.status, code, message.lower()))
-        return render_error_page(request, exc.status, message)
+            return error_response(ApiError(exc.status, code, message.lower()), headers)
+        resp = render_error_page(request, exc.status, message)
+        resp.headers.update(headers)
+        return resp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, route_name(request))
         err = ApiError(500, "internal_error", "something went wrong on the server")

@@ -53,13 +53,16 @@ from web.practice_ops import (
 )
 from web.routing import ANY_USER, ApiRegistry, require_user
 
+ID_NUMBER = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+
 
 def register(api: ApiRegistry) -> None:
     """Add the practice's API operations."""
     tags = ["practice"]
 
     @api.operation("POST", "/api/practice/invites", summary="Make an invite link for a new "
-                   "patient (copy it to them; nothing is e-mailed)", auth=THERAPIST, tags=tags)
+                   "patient (copy it to them; nothing is e-mailed)", auth=THERAPIST, tags=tags,
+                   status=201)
     async def api_create_invite(request: web.Request) -> web.Response:
         user = require_user(request, THERAPIST)
         actor = actor_of(request)
@@ -82,7 +85,8 @@ def register(api: ApiRegistry) -> None:
         return json_response(await read(request, lambda db: dashboard(db, user)))
 
     @api.operation("GET", "/api/appointments", summary="My sessions in my time zone "
-                   "(?past=1 to include past ones)", tags=tags)
+                   "(?past=1 to include past ones)", tags=tags,
+                   query={"past": {"type": "string", "enum": ["0", "1"]}})
     async def api_appointments(request: web.Request) -> web.Response:
         user = require_user(request)
         past = request.query.get("past") == "1"
@@ -96,7 +100,7 @@ def register(api: ApiRegistry) -> None:
 
     @api.operation("POST", "/api/appointments", summary="Schedule a session (optionally "
                    "weekly)", auth=THERAPIST, body=AppointmentBody, tags=tags,
-                   errors=[404, 409])
+                   errors=[404, 409], status=201)
     async def api_schedule(request: web.Request) -> web.Response:
         user = require_user(request, THERAPIST)
         b: AppointmentBody = request[appkeys.BODY]
@@ -114,7 +118,7 @@ def register(api: ApiRegistry) -> None:
         appt_id, occ = await write(request, go)
         return json_response({"appointment_id": appt_id, "occurrences": occ}, status=201)
 
-    @api.operation("GET", "/api/appointments/{appointment_id}", summary="One appointment's "
+    @api.operation("GET", "/api/appointments/{appointment_id:int}", summary="One appointment's "
                    "sessions", tags=tags, errors=[404])
     async def api_appointment(request: web.Request) -> web.Response:
         user = require_user(request)
@@ -128,7 +132,7 @@ def register(api: ApiRegistry) -> None:
         return json_response({"appointment_id": appt_id,
                               "occurrences": await read(request, load)})
 
-    @api.operation("POST", "/api/appointments/{appointment_id}/reschedule",
+    @api.operation("POST", "/api/appointments/{appointment_id:int}/reschedule",
                    summary="Move one session, or it and the following ones", auth=THERAPIST,
                    body=RescheduleBody, tags=tags, errors=[404, 409])
     async def api_reschedule(request: web.Request) -> web.Response:
@@ -141,9 +145,9 @@ def register(api: ApiRegistry) -> None:
             duration_minutes=b.duration_minutes, scope=b.scope, actor=actor))
         return json_response({"appointment_id": target})
 
-    @api.operation("POST", "/api/appointments/{appointment_id}/cancel",
+    @api.operation("POST", "/api/appointments/{appointment_id:int}/cancel",
                    summary="Cancel one session, it and the following, or the whole series",
-                   auth=THERAPIST, body=CancelBody, tags=tags, errors=[404])
+                   auth=THERAPIST, body=CancelBody, tags=tags, errors=[404, 409])
     async def api_cancel(request: web.Request) -> web.Response:
         user = require_user(request, THERAPIST)
         b: CancelBody = request[appkeys.BODY]
@@ -153,9 +157,9 @@ def register(api: ApiRegistry) -> None:
             db, user, appt_id, b.occurrence, scope=b.scope, actor=actor))
         return json_response({"ok": True})
 
-    @api.operation("PUT", "/api/appointments/{appointment_id}/environment",
+    @api.operation("PUT", "/api/appointments/{appointment_id:int}/environment",
                    summary="Choose where to meet (patient)", auth=PATIENT, body=EnvironmentBody,
-                   tags=tags, errors=[404])
+                   tags=tags, errors=[404, 409])
     async def api_environment(request: web.Request) -> web.Response:
         user = require_user(request, PATIENT)
         b: EnvironmentBody = request[appkeys.BODY]
@@ -165,9 +169,9 @@ def register(api: ApiRegistry) -> None:
             db, user, appt_id, b.environment_id, b.occurrence, actor=actor))
         return json_response({"ok": True, "environment_id": b.environment_id})
 
-    @api.operation("POST", "/api/appointments/{appointment_id}/occurrences/{occurrence}/"
+    @api.operation("POST", "/api/appointments/{appointment_id:int}/occurrences/{occurrence:int}/"
                    "check-in", summary="Check in to the waiting room (patient)", auth=PATIENT,
-                   tags=tags, errors=[404, 409])
+                   tags=tags, errors=[404, 409], status=201)
     async def api_check_in(request: web.Request) -> web.Response:
         user = require_user(request, PATIENT)
         visit = await do_check_in(
@@ -226,7 +230,7 @@ def register(api: ApiRegistry) -> None:
                               "join_url": rooms.join_url(base_url(request), room_id, token)})
 
     @api.operation("POST", "/api/visits/{visit_id}/end", summary="End the session for "
-                   "everyone (closes the room)", auth=THERAPIST, tags=tags, errors=[404])
+                   "everyone (closes the room)", auth=THERAPIST, tags=tags, errors=[404, 409])
     async def api_end(request: web.Request) -> web.Response:
         user = require_user(request, THERAPIST)
         visit_id = request.match_info["visit_id"]
@@ -240,7 +244,7 @@ def register(api: ApiRegistry) -> None:
 
     @api.operation("GET", "/api/consent-documents/{document_id}", summary="One consent "
                    "document's text (?version= for an older one)", auth=ANY_USER, tags=tags,
-                   errors=[404])
+                   errors=[404], query={"version": ID_NUMBER})
     async def api_consent_document(request: web.Request) -> web.Response:
         version = request.query.get("version")
         doc = consent.document(request.match_info["document_id"],
@@ -250,7 +254,8 @@ def register(api: ApiRegistry) -> None:
         return json_response({"document": {**doc.summary(), "text": doc.text}})
 
     @api.operation("GET", "/api/consents", summary="Consent status (mine, or ?patient_id= "
-                   "for a therapist's patient)", tags=tags, errors=[403])
+                   "for a therapist's patient)", tags=tags, errors=[403, 404],
+                   query={"patient_id": ID_NUMBER})
     async def api_consents(request: web.Request) -> web.Response:
         user = require_user(request)
         pid = request.query.get("patient_id")
@@ -263,7 +268,7 @@ def register(api: ApiRegistry) -> None:
         return json_response(await read(request, load))
 
     @api.operation("POST", "/api/consents", summary="Sign a consent document (patient)",
-                   auth=PATIENT, body=ConsentBody, tags=tags, errors=[404, 409])
+                   auth=PATIENT, body=ConsentBody, tags=tags, errors=[404, 409], status=201)
     async def api_sign_consent(request: web.Request) -> web.Response:
         user = require_user(request, PATIENT)
         b: ConsentBody = request[appkeys.BODY]
@@ -282,7 +287,7 @@ def register(api: ApiRegistry) -> None:
         count = await write(request, lambda db: consent.withdraw(db, user, doc_id, actor=actor))
         return json_response({"withdrawn": count})
 
-    @api.operation("GET", "/api/patients/{patient_id}/notes", summary="The notes about a "
+    @api.operation("GET", "/api/patients/{patient_id:int}/notes", summary="The notes about a "
                    "patient that I may read (no text)", tags=tags, errors=[403])
     async def api_list_notes(request: web.Request) -> web.Response:
         user = require_user(request)
@@ -290,9 +295,9 @@ def register(api: ApiRegistry) -> None:
         metas = await read(request, lambda db: notes.list_notes(db, user, pid))
         return json_response({"notes": [m.public() for m in metas]})
 
-    @api.operation("POST", "/api/patients/{patient_id}/notes", summary="Write a draft note "
+    @api.operation("POST", "/api/patients/{patient_id:int}/notes", summary="Write a draft note "
                    "(needs the patient's consent to notes)", auth=THERAPIST, body=NoteBody,
-                   tags=tags, errors=[409, 410])
+                   tags=tags, errors=[404, 409, 410], status=201)
     async def api_create_note(request: web.Request) -> web.Response:
         user = require_user(request, THERAPIST)
         pid = int_param(request.match_info["patient_id"], "patient id")
@@ -336,7 +341,7 @@ def register(api: ApiRegistry) -> None:
 
     @api.operation("POST", "/api/notes/{note_id}/addenda", summary="Add a correction to a "
                    "signed note", auth=THERAPIST, body=AddendumBody, tags=tags,
-                   errors=[404, 409])
+                   errors=[404, 409], status=201)
     async def api_addendum(request: web.Request) -> web.Response:
         user = require_user(request, THERAPIST)
         b: AddendumBody = request[appkeys.BODY]
@@ -358,7 +363,8 @@ def register(api: ApiRegistry) -> None:
 
     @api.operation("GET", "/api/audit", summary="The audit trail of a patient (therapist: "
                    "?patient_id= required) or of everything (admin); reading it is logged",
-                   auth=[Role.THERAPIST, Role.ADMIN], tags=tags)
+                   auth=[Role.THERAPIST, Role.ADMIN], tags=tags, errors=[404],
+                   query={"patient_id": ID_NUMBER})
     async def api_audit(request: web.Request) -> web.Response:
         user = require_user(request, [Role.THERAPIST, Role.ADMIN])
         pid = request.query.get("patient_id")
@@ -370,7 +376,7 @@ def register(api: ApiRegistry) -> None:
                                                                     actor=actor))
         return json_response({"entries": rows})
 
-    @api.operation("POST", "/api/patients/{patient_id}/erase", summary="Crypto-shred a "
+    @api.operation("POST", "/api/patients/{patient_id:int}/erase", summary="Crypto-shred a "
                    "patient's records (admin; irreversible; audited)", auth=ADMIN,
                    body=EraseBody, tags=tags, errors=[404])
     async def api_erase(request: web.Request) -> web.Response:
@@ -381,7 +387,7 @@ def register(api: ApiRegistry) -> None:
         return json_response({"ok": True, "erased": True})
 
     @api.operation("POST", "/api/me/calendar-feed", summary="Make my private calendar feed "
-                   "link (replaces the old one)", tags=tags)
+                   "link (replaces the old one)", tags=tags, status=201)
     async def api_calendar_feed(request: web.Request) -> web.Response:
         user = require_user(request)
         actor = actor_of(request)
