@@ -176,6 +176,10 @@ def _cookie_args(request: web.Request) -> dict:
     }
 
 
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
 def own_origins(request: web.Request) -> set[str]:
     """The origins Haven's own pages have: where this request was addressed, and the
     configured public address (behind a proxy)."""
@@ -209,7 +213,7 @@ async def csrf_middleware(request: web.Request, handler):
     the X-CSRF-Token header."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     valid_cookie = 20 <= len(cookie) <= 64
-    token = cookie if valid_cookie else secrets.token_urlsafe(24)
+    token = cookie if valid_cookie else new_csrf_token()
     request[appkeys.CSRF_TOKEN] = token
     if request.method in UNSAFE_METHODS:
         if not same_origin(request):
