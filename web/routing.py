@@ -10,6 +10,8 @@ The document is what the server does (tests/test_contract_fuzz.py holds it to th
 * a path parameter written ``{name:int}`` is routed only for 1 to 15 digits and declared an
   integer; any other ``{name}`` is declared an id (letters, digits, ``.``, ``_``, ``-``);
 * the success status is the operation's ``status`` (201 for what creates something);
+* a state-changing method needs the ``X-CSRF-Token`` header (a header parameter, not a
+  security scheme: it shows the request came from Haven's pages, not who sent it);
 * errors every operation of its kind can give are added to its own ``errors``: 400 and
   403 (CSRF or origin refused) for every state-changing method, 401 and 403 behind a login,
   404 with path parameters, 400 with query parameters, 400/413/415/422 with a body;
@@ -76,6 +78,13 @@ class Operation:
 PARAM_RE = re.compile(r"\{(\w+)(?::(int))?\}")
 INT_PARAM = {"type": "integer", "minimum": 0, "maximum": 10**15 - 1}
 ID_PARAM = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
+# Not a security scheme: it proves the request came from Haven's page, not who sent it.
+CSRF_PARAM = {
+    "name": "X-CSRF-Token", "in": "header", "required": True,
+    "description": "the CSRF token: the value of the haven_csrf cookie, which pages carry in "
+                   "<meta name=\"csrf-token\"> and which a login reply returns (403 if wrong)",
+    "schema": {"type": "string", "minLength": 20, "maxLength": 64},
+}
 
 
 def current_user(request: web.Request) -> User | None:
@@ -193,6 +202,8 @@ class ApiRegistry:
             ]
             params += [{"name": name, "in": "query", "required": False, "schema": schema}
                        for name, schema in (op.query or {}).items()]
+            if op.unsafe:
+                params.append(CSRF_PARAM)
             responses: dict[str, Any] = {
                 str(op.status): {
                     "description": "Created" if op.status == 201 else "OK",
@@ -224,9 +235,9 @@ class ApiRegistry:
                 entry["tags"] = list(op.tags)
             if params:
                 entry["parameters"] = params
-            needs = ([] if op.auth == PUBLIC else ["session"]) + (["csrf"] if op.unsafe else [])
-            entry["security"] = [{name: [] for name in needs}] if needs else []
-            if op.auth != PUBLIC:
+            if op.auth == PUBLIC:
+                entry["security"] = []
+            else:
                 entry["x-haven-roles"] = sorted(r.value for r in op.auth)
             if op.body is not None:
                 schema = {"additionalProperties": False, **op.body.schema}
@@ -243,7 +254,7 @@ class ApiRegistry:
                 "schemas": {"Error": error_schema},
                 "securitySchemes": {
                     "session": {"type": "apiKey", "in": "cookie", "name": "haven_session"},
-                    "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
                 },
             },
+            "security": [{"session": []}],
         }
