@@ -42,7 +42,11 @@ class DataDir:
     def record_server(self, base_url: str) -> None:
         """Remember where the server on this folder listens (``haven invite`` reads it)."""
         info = {"base_url": base_url, "pid": os.getpid()}
-        (self.path / SERVER_INFO_NAME).write_text(json.dumps(info))
+        path = self.path / SERVER_INFO_NAME
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # like everything in the data folder: owner only
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(info))
 
     def server_base_url(self) -> str | None:
         try:
