@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--invite-only", action="store_true", help="turn off open patient sign-up")
     serve.add_argument("--ice-loopback-only", action="store_true",
                        help="offer only 127.0.0.1 ICE candidates (single-host testing)")
+    logs.add_arguments(serve)
 
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -128,7 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         demo=args.demo, public_base_url=args.public_url, secure_cookies=args.secure_cookies,
         open_signup=not args.invite_only, ice_loopback_only=args.ice_loopback_only,
     )
-    logs.configure()
+    logs.configure(args.log_level, loggers=dict(args.log_level_for))
     data_dir = open_data_dir(config)
     if config.demo:
         db = open_database(data_dir.db_path)
