@@ -20,7 +20,7 @@ from therapy.accounts import AccountError, Role, ValidationError
 from therapy.audit import Actor
 from therapy.datadir import DataDirError
 from therapy.storage import open_database
-from web import cli_keys, demo, logs
+from web import cli_backup, cli_keys, demo, logs
 from web.app import create_app, open_data_dir
 from web.config import Config
 
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--name", default=None, help="display name or pseudonym")
 
     cli_keys.add_parser(sub)
+    cli_backup.add_parser(sub)
     return parser
 
 
@@ -169,7 +170,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "invite": cmd_invite, "call": cmd_call,
-            "keys": cli_keys.run, ("user", "add"): cmd_user_add}
+            "keys": cli_keys.run, ("user", "add"): cmd_user_add,
+            "backup": cli_backup.run, "restore": cli_backup.run}
 
 
 def main(argv: list[str] | None = None) -> int:
