@@ -146,3 +146,29 @@ def test_name_key_ignores_case_width_spaces_and_punctuation(name):
 def test_names_with_other_letters_stay_apart(a, b):
     letters = lambda s: "".join(c.lower() for c in s if c.isalnum())  # noqa: E731
     assert (rooms.name_key(a) == rooms.name_key(b)) == (letters(a) == letters(b))
+
+
+async def test_a_client_vanishing_mid_ping_is_a_disconnect_not_an_error(voice, caplog):
+    """Found by bench/soak.py: the server answers a client's WebSocket ping inside
+    receive(); when the client is already gone that raised ConnectionResetError, logged as
+    'signaling connection failed' at error level. A vanished client is an ordinary leave."""
+    import asyncio
+    import logging
+
+    from aiohttp import WSMsgType
+
+    server, member = voice
+    urls = tokens(server, "adhoc", [("Host", "host"), ("Guest", "member")])
+    host, guest = member(), member()
+    await host.join(urls[0])
+    assert (await guest.join(urls[1]))["type"] == "joined"
+    caplog.set_level(logging.INFO)
+    transport = guest.ws._response.connection.transport
+    for _ in range(50):  # pings, then the connection dies without a close frame
+        await guest.ws._writer.send_frame(b"p", WSMsgType.PING)
+    transport.abort()
+    left = await host.next_of("member_left")
+    assert left["reason"] in ("left", "disconnected")
+    await asyncio.sleep(0.2)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

@@ -162,6 +162,8 @@ class VoiceHub:
         except TimeoutError:
             conn.leave_reason = "error"
             raise Closing("timeout", "send 'join' first, within 10 seconds") from None
+        except ConnectionError:  # gone while we answered its ping: a plain disconnect
+            return None
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return None
         if msg.type != WSMsgType.TEXT:
