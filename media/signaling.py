@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_DEPTH = 16  # arrays/objects inside each other; real messages use at most 4
 MAX_SDP_BYTES = 48 * 1024
 MAX_KEYS_PER_MESSAGE = 16
 MAX_BLOB_BYTES = 2048
@@ -463,6 +464,20 @@ SERVER_MESSAGES: dict[str, type] = {
 }
 
 
+def exceeds_depth(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests more than ``limit`` arrays/objects deep (checked without
+    recursion, so no input can exhaust the stack here or in later code)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _decode(raw: str | bytes, table: dict[str, type]) -> Message:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError("too_large", f"messages must be under {MAX_MESSAGE_BYTES} bytes")
@@ -470,8 +485,12 @@ def _decode(raw: str | bytes, table: dict[str, type]) -> Message:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("malformed", "the message is not JSON") from None
+    except RecursionError:  # "[[[[…" nested past the interpreter's limit
+        raise ProtocolError("malformed", "the message nests too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed", "a message must be a JSON object")
+    if exceeds_depth(data, MAX_DEPTH):
+        raise ProtocolError("malformed", "the message nests too deeply")
     kind = data.get("type")
     cls = table.get(kind) if isinstance(kind, str) else None
     if cls is None:

@@ -56,8 +56,9 @@ async def test_login_rate_limited_after_repeated_failures(client):
     await client.signup("kit")
     await client.post("/api/logout")
     statuses = [(await client.login("kit", f"wrong password {i}")).status for i in range(5)]
-    assert statuses == [401] * 5
-    r = await client.login("kit", PW)  # even the right password is refused while limited
+    # Three free tries, then a growing wait (tests/test_hardening_login.py has the policy).
+    assert statuses[:3] == [401] * 3 and statuses[4] == 429
+    r = await client.login("kit", PW)  # even the right password waits while limited
     assert r.status == 429
     assert (await r.json())["error"]["code"] == "rate_limited"
     assert int(r.headers["Retry-After"]) > 0
@@ -241,7 +242,7 @@ async def test_security_headers(client):
     assert "frame-ancestors 'none'" in csp
     script_src = [d for d in csp.split(";") if d.strip().startswith("script-src")][0]
     assert "unsafe-inline" not in script_src and "unsafe-eval" not in script_src
-    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["Referrer-Policy"] == "same-origin"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -279,10 +280,10 @@ async def test_openapi_documents_every_api_route(client):
     assert doc["openapi"].startswith("3.")
     app = client.client.server.app
     for op in app[appkeys.API].operations:
-        assert op.method.lower() in doc["paths"][op.path]
+        assert op.method.lower() in doc["paths"][op.doc_path]
     # and nothing under /api is routed without being documented
     for resource in app.router.resources():
-        path = resource.canonical
+        path = re.sub(r"\{(\w+):\\d\{1,15\}\}", r"{\1}", resource.canonical)
         if path.startswith("/api/"):
             assert path in doc["paths"], path
 

@@ -19,6 +19,8 @@ from therapy.permissions import Denied
 from therapy.storage import open_database
 
 COST = ScryptCost(n=2**4, r=1, p=1)
+# The fixed 2026 dates below lie in the window the scheduler accepts around this clock.
+CLOCK = datetime(2026, 3, 1, tzinfo=UTC)
 ZONES = ["Europe/London", "America/New_York", "Europe/Berlin", "Australia/Sydney",
          "Asia/Kolkata", "America/Sao_Paulo", "Pacific/Auckland", "UTC", "America/St_Johns",
          "Australia/Lord_Howe"]
@@ -142,13 +144,13 @@ def clinic(tmp_path):
 def test_schedule_list_reschedule_cancel(clinic):
     db, t, t2, p = clinic
     a = appointments.schedule(db, t, p.id, "2026-03-02T18:00", "Europe/London", 50,
-                              weekly=True, occurrences=10, actor=Actor(t.id))
+                              weekly=True, occurrences=10, now=CLOCK, actor=Actor(t.id))
     now = datetime(2026, 3, 1, tzinfo=UTC)
     mine = appointments.occurrences_for(db, p, now=now)
     assert len(mine) == 10 and mine[0].public(p.time_zone)["local_label"].endswith("13:00 EST")
     assert [o.index for o in appointments.occurrences_for(db, t, now=now)] == list(range(10))
     # Move one occurrence.
-    appointments.reschedule(db, t, a, 2, "2026-03-17T09:00", actor=Actor(t.id))
+    appointments.reschedule(db, t, a, 2, "2026-03-17T09:00", now=CLOCK, actor=Actor(t.id))
     occ = appointments.occurrence(db, a, 2)
     assert occ.moved and occ.local_start("Europe/London").hour == 9
     assert appointments.occurrence(db, a, 3).local_start("Europe/London").hour == 18
@@ -157,7 +159,7 @@ def test_schedule_list_reschedule_cancel(clinic):
     assert len(appointments.occurrences_for(db, p, now=now)) == 9
     # This and following: the series splits.
     b = appointments.reschedule(db, t, a, 6, "2026-04-14T17:00", scope="following",
-                                actor=Actor(t.id))
+                                now=CLOCK, actor=Actor(t.id))
     assert b != a
     assert len(appointments.occurrences(db, a)) == 6
     later = appointments.occurrences(db, b)
@@ -176,11 +178,11 @@ def test_schedule_list_reschedule_cancel(clinic):
 def test_only_the_patients_therapist_schedules_and_only_the_patient_chooses(clinic):
     db, t, t2, p = clinic
     with pytest.raises(Denied):
-        appointments.schedule(db, t2, p.id, "2026-03-02T18:00", "UTC", actor=Actor(t2.id))
+        appointments.schedule(db, t2, p.id, "2026-03-02T18:00", "UTC", now=CLOCK, actor=Actor(t2.id))
     with pytest.raises(Denied):
-        appointments.schedule(db, p, p.id, "2026-03-02T18:00", "UTC", actor=Actor(p.id))
+        appointments.schedule(db, p, p.id, "2026-03-02T18:00", "UTC", now=CLOCK, actor=Actor(p.id))
     a = appointments.schedule(db, t, p.id, "2026-03-02T18:00", "UTC", weekly=True,
-                              occurrences=3, actor=Actor(t.id))
+                              occurrences=3, now=CLOCK, actor=Actor(t.id))
     with pytest.raises(Denied):
         appointments.cancel(db, t2, a, actor=Actor(t2.id))
     with pytest.raises(Denied):
@@ -199,7 +201,7 @@ def test_check_in_window_and_admission(clinic):
     for doc in consent.current_documents():
         consent.sign(db, p, doc.id, doc.version, doc.sha256, "Sam P", actor=Actor(p.id))
     start = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
-    a = appointments.schedule(db, t, p.id, "2026-03-02T18:00", "UTC", 50, actor=Actor(t.id))
+    a = appointments.schedule(db, t, p.id, "2026-03-02T18:00", "UTC", 50, now=CLOCK, actor=Actor(t.id))
     with pytest.raises(waiting_room.WaitingRoomError) as exc:
         waiting_room.check_in(db, p, a, 0, now=start - timedelta(minutes=11), actor=Actor(p.id))
     assert exc.value.code == "not_open_yet"
@@ -230,7 +232,7 @@ def test_check_in_window_and_admission(clinic):
 
 def test_check_in_needs_telehealth_consent(clinic):
     db, t, t2, p = clinic
-    a = appointments.schedule(db, t, p.id, "2026-03-02T18:00", "UTC", 50, actor=Actor(t.id))
+    a = appointments.schedule(db, t, p.id, "2026-03-02T18:00", "UTC", 50, now=CLOCK, actor=Actor(t.id))
     with pytest.raises(Denied) as exc:
         waiting_room.check_in(db, p, a, 0, now=datetime(2026, 3, 2, 18, tzinfo=UTC),
                               actor=Actor(p.id))

@@ -81,7 +81,7 @@ def build_ics(db: Database, user: User, base_url: str, *, now: datetime | None =
     link = base_url.rstrip("/") + "/"
     for occ in appointments.occurrences_for(db, user, now=now - PAST_WINDOW,
                                             include_cancelled=True, limit=500):
-        if occ.start_utc > now + FUTURE_WINDOW:
+        if occ.broken or occ.start_utc > now + FUTURE_WINDOW:
             continue
         ev = Event()
         ev.add("uid", event_uid(occ, user.id, secret))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlite_utils import Migrations
+from sqlite_utils import Database, Migrations
 
 from therapy import audit
 from therapy.keyfile import KeyFileError, MasterKeyring, fingerprint, read_keyfile, write_keyfile
@@ -41,13 +42,42 @@ class DataDir:
     def record_server(self, base_url: str) -> None:
         """Remember where the server on this folder listens (``haven invite`` reads it)."""
         info = {"base_url": base_url, "pid": os.getpid()}
-        (self.path / SERVER_INFO_NAME).write_text(json.dumps(info))
+        path = self.path / SERVER_INFO_NAME
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # like everything in the data folder: owner only
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(info))
 
     def server_base_url(self) -> str | None:
         try:
             return json.loads((self.path / SERVER_INFO_NAME).read_text())["base_url"]
         except (FileNotFoundError, KeyError, ValueError):
             return None
+
+
+def ring_problem(db: Database | sqlite3.Connection, ring: MasterKeyring) -> str | None:
+    """Why ``ring`` cannot open this database's records, or None if it can: it must hold the
+    master key the database records (same id and fingerprint) and every master key a live
+    patient key is wrapped under. The one check for start-up, a running server's reload of
+    the key file, and ``haven restore``."""
+    conn = db.conn if isinstance(db, Database) else db
+    meta = dict(conn.execute(
+        "SELECT key, value FROM meta WHERE key IN ('master_key_id', 'master_key_fingerprint')"
+    ).fetchall())
+    wanted = meta.get("master_key_id")
+    if wanted is None:
+        return None  # a database that has not recorded a key yet (prepare() records it)
+    key = ring.keys.get(wanted)
+    if key is None or fingerprint(key) != meta.get("master_key_fingerprint"):
+        return f"it expects master key {wanted}"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "patient_keys" in tables:
+        for (key_id,) in conn.execute(
+                "SELECT DISTINCT master_key_id FROM patient_keys "
+                "WHERE wrapped IS NOT NULL AND destroyed_at IS NULL"):
+            if key_id not in ring.keys:
+                return f"patient keys are wrapped under master key {key_id}, not in the file"
+    return None
 
 
 def prepare(
@@ -95,12 +125,11 @@ def prepare(
                 audit.record(db, audit.Actor.system(), "keys.master_key_created",
                              key_id=ring.current)
         else:
-            wanted_id = recorded.get("master_key_id")
-            key = ring.keys.get(wanted_id or "")
-            if key is None or fingerprint(key) != recorded["master_key_fingerprint"]:
+            problem = ring_problem(db, ring)
+            if problem is not None:
                 raise DataDirError(
                     f"refusing to start: key file {key_file} does not belong to the database "
-                    f"{db_path} (it expects master key {wanted_id}); restore the right key file"
+                    f"{db_path} ({problem}); restore the right key file"
                 )
     finally:
         db.close()

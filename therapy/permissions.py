@@ -2,7 +2,7 @@
 
 ``decide(action, subject, facts)`` looks only at its arguments (no database, no clock), so
 the storage layer (therapy.notes, therapy.appointments, …) and the HTTP layer
-(web.practice_http, for what to show and to check before acting) ask the same question and
+(web.practice_pages, for what to show and to check before acting) ask the same question and
 get the same answer, and the whole matrix can be property-tested.
 
 The storage functions gather the :class:`Facts` about the record from the database and call

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -145,6 +147,46 @@ def redeem(db: Database, token: str, room_id: str, identity: str) -> JoinGrant:
         raise RoomError("token_used", "this join link was already used by another device")
     return JoinGrant(row["id"], row["room_id"], row["display_name"], row["room_role"],
                      row["user_id"])
+
+
+def name_key(name: str) -> str:
+    """A name as people read it: case, width, spaces and punctuation do not tell two names
+    apart (so "Dr. Robin" and "dr robin" are the same name)."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in folded
+                   if not c.isspace() and not unicodedata.category(c).startswith("P"))
+
+
+def participant_name(db: Database, token: str, room_id: str, requested: str | None,
+                     hosts_present: Iterable[tuple[str, str]] = ()) -> str | None:
+    """The name a participant joining with ``token`` shows in the room.
+
+    A therapy session's name comes from the account and a group's from the member's
+    pseudonym: both are the token's ``display_name``, set by the server when it issued the
+    token, and a name the client asks for is ignored. Only an instant (ad-hoc) room takes a
+    free name, and not one that reads like a host's of that room (a host token's name, or the
+    name a host present uses; ``hosts_present`` holds (token id, name) pairs):
+    ``RoomError("name_taken")``. Checked before the token is redeemed, so a refused name does
+    not use the token up. None for a token that names nothing (``redeem`` says why)."""
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
+        return None
+    token_id = _hash(token)
+    row = db.execute(
+        "SELECT t.display_name, r.kind FROM join_tokens t JOIN rooms r ON r.id = t.room_id "
+        "WHERE t.id = ? AND t.room_id = ?", [token_id, room_id]).fetchone()
+    if row is None:
+        return None
+    own, kind = row
+    if not requested or kind != "adhoc":
+        return own
+    key = name_key(requested)
+    host_names = [r[0] for r in db.execute(
+        "SELECT display_name FROM join_tokens WHERE room_id = ? AND room_role = 'host' "
+        "AND id != ?", [room_id, token_id])]
+    host_names += [name for tid, name in hosts_present if tid != token_id]
+    if key and any(key == name_key(other) for other in host_names):
+        raise RoomError("name_taken", "a host of this room has that name; choose another")
+    return requested
 
 
 def revoke(db: Database, token_id: str, *, actor: Actor) -> None:

@@ -21,7 +21,7 @@ that both opens every record and is finished by simply running the command again
    during 4:* the write is an atomic replace, so the file is either before or after.
 
 Running the command on a finished state starts a new rotation. A server running during a
-rotation re-reads the key file when it changes (see web.practice_http), so it keeps opening
+rotation re-reads the key file when it changes (see web.app.LiveKeyring), so it keeps opening
 records throughout.
 """
 

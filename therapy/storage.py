@@ -10,6 +10,9 @@ backend only has to provide the same two methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -21,16 +24,42 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 T = TypeVar("T")
+log = logging.getLogger("haven.storage")
+
+
+DB_FILE_MODE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def restrict_database_files(path: Path | str) -> None:
+    """Make the database file and its WAL, shared-memory and journal files 0600 (owner
+    only), also when they already exist with looser modes. SQLite gives the side files it
+    creates the database file's mode, so a 0600 database keeps them 0600 too."""
+    path = Path(path)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+    for file in [path] + [path.with_name(path.name + s) for s in SIDE_FILES]:
+        try:
+            if file.stat().st_mode & 0o777 != DB_FILE_MODE:
+                os.chmod(file, DB_FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # not ours (another account's file): say so, go on
+            log.warning("cannot make %s owner-only (0600): it belongs to another user", file)
 
 
 def open_database(path: Path | str) -> sqlite_utils.Database:
-    """Open (creating if needed) a database file with Haven's connection settings."""
+    """Open (creating if needed) a database file with Haven's connection settings; the file
+    and its side files are owner-only (0600)."""
+    if str(path) != ":memory:":
+        restrict_database_files(path)
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 30000")
     db = sqlite_utils.Database(conn, strict=True)
     if str(path) != ":memory:":
         db.enable_wal()
+        restrict_database_files(path)  # the WAL and SHM files exist from here on
     return db
 
 

@@ -18,7 +18,7 @@ from sqlite_utils import Database
 
 from therapy import appointments, audit, care, consent, permissions, rooms
 from therapy.accounts import User, get_user
-from therapy.appointments import AppointmentError, Occurrence
+from therapy.appointments import AppointmentError, BrokenAppointment, Occurrence
 from therapy.audit import Actor
 from therapy.permissions import Action
 
@@ -43,14 +43,16 @@ def _visit_row(db: Database, visit_id: str) -> dict:
     return rows[0]
 
 
-def _context(db: Database, user: User, visit_id: str) -> tuple[dict, dict, Occurrence]:
+def _context(db: Database, user: User,
+             visit_id: str) -> tuple[dict, dict, Occurrence | BrokenAppointment]:
     visit = _visit_row(db, visit_id)
     appt = appointments.require_view(db, user, visit["appointment_id"])
-    occ = appointments.occurrence(db, visit["appointment_id"], visit["occurrence"])
+    occ = appointments.occurrence_entry(db, visit["appointment_id"], visit["occurrence"])
     return visit, appt, occ
 
 
-def describe(db: Database, visit: dict, occ: Occurrence, viewer: User) -> dict:
+def describe(db: Database, visit: dict, occ: Occurrence | BrokenAppointment,
+             viewer: User) -> dict:
     patient = get_user(db, occ.patient_id)
     therapist = get_user(db, occ.therapist_id)
     return {
@@ -121,7 +123,7 @@ def waiting_list(db: Database, therapist: User) -> list[dict]:
             """SELECT v.* FROM visits v JOIN appointments a ON a.id = v.appointment_id
                WHERE a.therapist_id = ? AND v.status != 'ended' ORDER BY v.checked_in_at""",
             [therapist.id]):
-        occ = appointments.occurrence(db, v["appointment_id"], v["occurrence"])
+        occ = appointments.occurrence_entry(db, v["appointment_id"], v["occurrence"])
         out.append(describe(db, v, occ, therapist))
     return out
 

@@ -12,7 +12,7 @@ from therapy.accounts import AccountError, Role, User, ValidationError
 from therapy.audit import Actor
 from web import appkeys
 from web.errors import ApiError, bad_request, conflict, forbidden, json_response, not_found
-from web.middleware import SESSION_COOKIE, cookie_args
+from web.middleware import CSRF_COOKIE, SESSION_COOKIE, cookie_args, new_csrf_token
 from web.routing import PUBLIC, ApiRegistry, require_user
 
 USER_SCHEMA = {
@@ -25,6 +25,10 @@ USER_SCHEMA = {
         "time_zone": {"type": "string"},
     },
 }
+ONE_USER = {"type": "object", "required": ["user"], "properties": {"user": USER_SCHEMA}}
+LOGGED_IN = {"type": "object", "required": ["user", "csrf_token"], "properties": {
+    "user": USER_SCHEMA,
+    "csrf_token": {"type": "string", "description": "the new CSRF token (rotated at login)"}}}
 
 
 def _str(data: dict, name: str, required: bool = True) -> str | None:
@@ -160,8 +164,8 @@ async def login(request: web.Request, username: str, password: str) -> tuple[Use
             lambda db: audit.record(db, Actor(None), "user.login_rate_limited", "users", None,
                                     username_hash=_short_hash(username))
         )
-        raise ApiError(429, "rate_limited", "too many failed logins; wait and try again",
-                       retry_after=int(wait))
+        raise ApiError(429, "rate_limited", f"too many failed logins; wait {int(wait)} "
+                       "seconds and try again", retry_after=int(wait))
     try:
         user = await store.read(accounts.authenticate, username, password)
     except AccountError as exc:
@@ -171,7 +175,7 @@ async def login(request: web.Request, username: str, password: str) -> tuple[Use
                                     username_hash=_short_hash(username))
         )
         raise ApiError(401, exc.code, exc.message) from None
-    limiter.succeeded(username)
+    limiter.succeeded(username, address)
     token = await store.write(accounts.start_session, user)
     return user, token
 
@@ -182,9 +186,15 @@ def _short_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
-def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str,
+                       csrf_token: str | None = None) -> str:
+    """Start the login session on ``response``, and rotate the CSRF token with it (a token
+    planted before the login is worth nothing after it). Returns the new CSRF token."""
     response.set_cookie(SESSION_COOKIE, token, max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
                         **cookie_args(request))
+    csrf_token = csrf_token or new_csrf_token()
+    response.set_cookie(CSRF_COOKIE, csrf_token, **cookie_args(request))
+    return csrf_token
 
 
 def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
@@ -210,24 +220,26 @@ async def signup(request: web.Request, body: SignupBody) -> User:
 
 def register(api: ApiRegistry) -> None:
     @api.operation("POST", "/api/signup", summary="Create a patient account and log in",
-                   auth=PUBLIC, body=SignupBody, response=USER_SCHEMA, tags=["accounts"],
-                   errors=[409])
+                   auth=PUBLIC, body=SignupBody, response=LOGGED_IN, tags=["accounts"],
+                   errors=[409, 429], status=201)
     async def api_signup(request: web.Request) -> web.Response:
         body: SignupBody = request[appkeys.BODY]
         await signup(request, body)
         user, token = await login(request, body.username, body.password)
-        resp = json_response({"user": user.public()}, status=201)
-        set_session_cookie(request, resp, token)
+        csrf = new_csrf_token()
+        resp = json_response({"user": user.public(), "csrf_token": csrf}, status=201)
+        set_session_cookie(request, resp, token, csrf)
         return resp
 
     @api.operation("POST", "/api/login", summary="Log in (sets the session cookie)",
-                   auth=PUBLIC, body=LoginBody, response=USER_SCHEMA, tags=["accounts"],
+                   auth=PUBLIC, body=LoginBody, response=LOGGED_IN, tags=["accounts"],
                    errors=[401, 429])
     async def api_login(request: web.Request) -> web.Response:
         body: LoginBody = request[appkeys.BODY]
         user, token = await login(request, body.username, body.password)
-        resp = json_response({"user": user.public()})
-        set_session_cookie(request, resp, token)
+        csrf = new_csrf_token()
+        resp = json_response({"user": user.public(), "csrf_token": csrf})
+        set_session_cookie(request, resp, token, csrf)
         return resp
 
     @api.operation("POST", "/api/logout", summary="Log out (ends this session)",
@@ -239,13 +251,13 @@ def register(api: ApiRegistry) -> None:
         clear_session_cookie(request, resp)
         return resp
 
-    @api.operation("GET", "/api/me", summary="The logged-in user", response=USER_SCHEMA,
+    @api.operation("GET", "/api/me", summary="The logged-in user", response=ONE_USER,
                    tags=["accounts"])
     async def api_me(request: web.Request) -> web.Response:
         return json_response({"user": require_user(request).public()})
 
     @api.operation("PATCH", "/api/me", summary="Change display name or time zone",
-                   body=ProfileBody, response=USER_SCHEMA, tags=["accounts"])
+                   body=ProfileBody, response=ONE_USER, tags=["accounts"])
     async def api_update_me(request: web.Request) -> web.Response:
         user = require_user(request)
         body: ProfileBody = request[appkeys.BODY]
@@ -276,8 +288,8 @@ def register(api: ApiRegistry) -> None:
         users = await request.app[appkeys.STORE].read(accounts.list_users)
         return json_response({"users": [u.public() for u in users]})
 
-    @api.operation("PUT", "/api/users/{user_id}/role", summary="Change a user's role (admin)",
-                   auth=[Role.ADMIN], body=RoleBody, response=USER_SCHEMA, tags=["accounts"],
+    @api.operation("PUT", "/api/users/{user_id:int}/role", summary="Change a user's role (admin)",
+                   auth=[Role.ADMIN], body=RoleBody, response=ONE_USER, tags=["accounts"],
                    errors=[404])
     async def api_set_role(request: web.Request) -> web.Response:
         body: RoleBody = request[appkeys.BODY]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 from pathlib import Path
 
 import jinja2
@@ -12,7 +14,8 @@ from groups import schema as groups_schema
 from media.loopback_ice import IcePolicy
 from media.sfu import RoomRegistry
 from therapy import schema as therapy_schema
-from therapy.datadir import DataDir, prepare
+from therapy.datadir import DataDir, prepare, ring_problem
+from therapy.keyfile import KeyFileError, MasterKeyring, read_keyfile
 from therapy.storage import Store
 from web import (
     api_accounts,
@@ -22,10 +25,12 @@ from web import (
     groups_api,
     groups_pages,
     pages,
-    practice_http,
+    practice_api,
+    practice_pages,
     session_http,
 )
 from web.config import Config
+from web.logs import log_event
 from web.middleware import (
     access_log_middleware,
     csrf_middleware,
@@ -39,6 +44,8 @@ from web.voice import VoiceHub
 
 WEB_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = WEB_DIR.parent
+
+log = logging.getLogger("haven.keys")
 
 
 def migration_sets():
@@ -83,7 +90,8 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     api_core.register(api)
     api_accounts.register(api)
     environments_http.register(api, app.router)
-    practice_http.register(api, app.router)
+    practice_api.register(api)
+    practice_pages.register(app.router)
     groups_api.register(api)
     app[appkeys.API] = api
     api.add_routes(app.router)
@@ -96,8 +104,89 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
         app.router.add_static("/vendor/three/", vendor / "three", name="vendor-three")
     app.router.add_get("/ws/signal", _signal, name="signal")
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_keyring_ctx)
     app.cleanup_ctx.append(_voice_ctx)
     return app
+
+
+class LiveKeyring:
+    """The running server's master keyring, reloaded when the key file changes on disk
+    (``haven keys rotate`` rewrites it while the server runs; the new file holds every key
+    still in use).
+
+    A reloaded file must belong to this database (``therapy.datadir.ring_problem``: the
+    recorded master key with its fingerprint, and every key a patient key is wrapped under)
+    and agree with the loaded one on every key id both hold. Otherwise the server keeps the
+    keyring it has, logs one error per change of the file, and reports ``degraded`` in
+    /healthz until a good file is back: it never seals a record under a foreign key."""
+
+    def __init__(self, data_dir: DataDir):
+        self.data_dir = data_dir
+        self.ring: MasterKeyring = data_dir.keyring
+        self.problem: str | None = None
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.data_dir.key_path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+    def current(self) -> MasterKeyring:
+        stamp = self._stamp()
+        if stamp != self._seen:
+            self._seen = stamp
+            self._reload(stamp is not None)
+        return self.ring
+
+    def _reload(self, exists: bool) -> None:
+        path = self.data_dir.key_path
+        problem = None if exists else f"key file {path} is missing"
+        ring = None
+        if exists:
+            try:
+                ring = read_keyfile(path)
+            except KeyFileError as exc:
+                problem = str(exc)
+        if ring is not None:
+            problem = self._mismatch(ring)
+        if problem is None:
+            if self.problem is not None:
+                log_event(log, "keyring.reload_recovered", level=logging.WARNING)
+            self.ring = self.data_dir.keyring = ring
+            self.problem = None
+            return
+        self.problem = problem
+        log_event(log, "keyring.reload_refused", level=logging.ERROR, reason=(
+            f"{problem}; the server keeps the key it had and seals nothing with the new "
+            f"file. Put the right key file back at {path}"))
+
+    def _mismatch(self, ring: MasterKeyring) -> str | None:
+        for key_id in ring.keys.keys() & self.ring.keys.keys():
+            if ring.keys[key_id] != self.ring.keys[key_id]:
+                return f"key file {self.data_dir.key_path} holds another key under id {key_id}"
+        conn = sqlite3.connect(f"file:{self.data_dir.db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            found = ring_problem(conn, ring)
+        finally:
+            conn.close()
+        if found is not None:
+            return f"key file {self.data_dir.key_path} does not belong to this database ({found})"
+        return None
+
+    def health(self) -> dict | None:
+        """For /healthz (public): what is wrong, without paths or key ids."""
+        self.current()
+        if self.problem is None:
+            return None
+        return {"check": "key_file", "message": "the key file on disk cannot be used (see the "
+                "server log); the server keeps the key it started with"}
+
+
+async def _keyring_ctx(app: web.Application):
+    app[appkeys.KEYRING] = LiveKeyring(app[appkeys.DATA_DIR])
+    yield
 
 
 async def _signal(request: web.Request) -> web.StreamResponse:

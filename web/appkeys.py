@@ -17,6 +17,7 @@ LIMITER = web.AppKey("login_limiter", "LoginLimiter")
 TEMPLATES = web.AppKey("templates", "jinja2.Environment")
 API = web.AppKey("api", "ApiRegistry")
 VOICE = web.AppKey("voice", "VoiceHub")
+KEYRING = web.AppKey("keyring", "LiveKeyring")  # web.app.LiveKeyring: reloads the key file
 
 # Per-request state set by the middlewares and the API registry.
 USER = web.RequestKey("user", object)  # therapy.accounts.User of the logged-in person

@@ -20,7 +20,7 @@ from therapy.accounts import AccountError, Role, ValidationError
 from therapy.audit import Actor
 from therapy.datadir import DataDirError
 from therapy.storage import open_database
-from web import cli_keys, demo, logs
+from web import cli_backup, cli_keys, demo, logs
 from web.app import create_app, open_data_dir
 from web.config import Config
 
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--invite-only", action="store_true", help="turn off open patient sign-up")
     serve.add_argument("--ice-loopback-only", action="store_true",
                        help="offer only 127.0.0.1 ICE candidates (single-host testing)")
+    logs.add_arguments(serve)
 
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--name", default=None, help="display name or pseudonym")
 
     cli_keys.add_parser(sub)
+    cli_backup.add_parser(sub)
     return parser
 
 
@@ -128,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         demo=args.demo, public_base_url=args.public_url, secure_cookies=args.secure_cookies,
         open_signup=not args.invite_only, ice_loopback_only=args.ice_loopback_only,
     )
-    logs.configure()
+    logs.configure(args.log_level, loggers=dict(args.log_level_for))
     data_dir = open_data_dir(config)
     if config.demo:
         db = open_database(data_dir.db_path)
@@ -168,7 +170,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "invite": cmd_invite, "call": cmd_call,
-            "keys": cli_keys.run, ("user", "add"): cmd_user_add}
+            "keys": cli_keys.run, ("user", "add"): cmd_user_add,
+            "backup": cli_backup.run, "restore": cli_backup.run}
 
 
 def main(argv: list[str] | None = None) -> int:

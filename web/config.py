@@ -22,7 +22,9 @@ class Config:
     # The public address, when the service sits behind a proxy (used in links and Origin checks).
     public_base_url: str | None = None
     scrypt_cost: ScryptCost = field(default_factory=lambda: DEFAULT_COST)
-    # Failed logins allowed per window, per username and per client address.
+    # Login throttling (web.ratelimit): failures within the window from addresses that never
+    # logged in to an account before it makes them wait; failures from one address over all
+    # accounts before that address waits. Never a lockout of a known-good address.
     login_failures_per_user: int = 5
     login_failures_per_address: int = 20
     login_window_seconds: float = 15 * 60

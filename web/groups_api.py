@@ -46,7 +46,7 @@ from web.routing import ANY_USER, ApiRegistry, require_user
 
 TAGS = ["groups"]
 ADMIN = [Role.ADMIN]
-G = "/api/groups/{group_id}"
+G = "/api/groups/{group_id:int}"
 M = G + "/meetings/{key}"
 
 
@@ -393,7 +393,7 @@ def register(api: ApiRegistry) -> None:
         gid = group_id(request)
         return json_response(await read(request, lambda db: membership.roster(db, user, gid)))
 
-    @op("POST", G + "/members/{member_id}/reveal", summary="The account behind a "
+    @op("POST", G + "/members/{member_id:int}/reveal", summary="The account behind a "
         "pseudonym (facilitators; audited)", tags=TAGS, errors=[404])
     async def api_reveal_member(request: web.Request) -> web.Response:
         user = require_user(request)
@@ -402,7 +402,7 @@ def register(api: ApiRegistry) -> None:
         return json_response(await write(request, lambda db: membership.reveal(
             db, user, gid, mid, actor=actor)))
 
-    @op("POST", G + "/members/{member_id}/decision", summary="Approve or decline a join "
+    @op("POST", G + "/members/{member_id:int}/decision", summary="Approve or decline a join "
         "request (facilitators)", body=DecisionBody, tags=TAGS, errors=[404, 409])
     async def api_decide_request(request: web.Request) -> web.Response:
         user = require_user(request)
@@ -413,7 +413,7 @@ def register(api: ApiRegistry) -> None:
                                                     decide_request(db, user, gid, mid,
                                                                    b.approve, actor=actor))})
 
-    @op("POST", G + "/members/{member_id}/remove", summary="Remove a member, or ban "
+    @op("POST", G + "/members/{member_id:int}/remove", summary="Remove a member, or ban "
         "them (facilitators); their meeting links stop working", body=RemoveBody, tags=TAGS,
         errors=[404, 409])
     async def api_remove_member(request: web.Request) -> web.Response:
@@ -425,7 +425,7 @@ def register(api: ApiRegistry) -> None:
                                                                 actor=actor))
         return json_response({"member": got["member"]})
 
-    @op("POST", G + "/members/{member_id}/unban", summary="Lift a ban (facilitators)",
+    @op("POST", G + "/members/{member_id:int}/unban", summary="Lift a ban (facilitators)",
         tags=TAGS, errors=[404, 409])
     async def api_unban_member(request: web.Request) -> web.Response:
         user = require_user(request)

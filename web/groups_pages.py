@@ -21,6 +21,7 @@ from therapy.accounts import Role, ValidationError
 from web import appkeys
 from web.api_accounts import actor_of
 from web.errors import ApiError, not_found
+from web.forms import read_form
 from web.groups_actions import (
     base_url,
     end_meeting,
@@ -74,8 +75,7 @@ def _see_other(path: str) -> web.HTTPSeeOther:
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    form = await request.post()
-    return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    return await read_form(request)
 
 
 def _key(request: web.Request) -> str:
@@ -488,6 +488,8 @@ async def admin_submit(request: web.Request) -> web.StreamResponse:
         gid = group_id(request)
         if action == "facilitators":
             lead = form_int(form.get("lead_user_id"), "lead_user_id")
+            # read_form (in _form and the CSRF check) already parsed the body safely;
+            # post() returns that parsed body, with every value of the repeated field.
             cos = [int(v) for k, v in (await request.post()).items()
                    if k == "co_user_ids" and str(v).isdigit() and len(str(v)) < 15]
             await write(request, lambda db: directory.set_facilitators(

@@ -13,6 +13,7 @@ from aiohttp import web
 from therapy import accounts
 from web import appkeys
 from web.errors import HTTP_CODES, ApiError, error_response
+from web.forms import read_form
 from web.logs import log_event
 
 log = logging.getLogger("haven.http")
@@ -89,10 +90,15 @@ async def error_middleware(request: web.Request, handler):
         if exc.status < 400 or exc.status == 101:
             raise
         message = exc.reason or "error"
+        # Keep what the exception says besides its body (405's Allow, for one).
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}
         if is_api(request):
             code = HTTP_CODES.get(exc.status, "error")
-            return error_response(ApiError(exc.status, code, message.lower()))
-        return render_error_page(request, exc.status, message)
+            return error_response(ApiError(exc.status, code, message.lower()), headers)
+        resp = render_error_page(request, exc.status, message)
+        resp.headers.update(headers)
+        return resp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, route_name(request))
         err = ApiError(500, "internal_error", "something went wrong on the server")
@@ -139,7 +145,8 @@ def _add_security_headers(response: web.StreamResponse, nonce: str) -> None:
         return
     h = response.headers
     h.setdefault("Content-Security-Policy", content_security_policy(nonce))
-    h.setdefault("Referrer-Policy", "no-referrer")
+    # Nothing to other sites; our own forms still send their Origin (see same_origin).
+    h.setdefault("Referrer-Policy", "same-origin")
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
@@ -169,29 +176,60 @@ def _cookie_args(request: web.Request) -> dict:
     }
 
 
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def own_origins(request: web.Request) -> set[str]:
+    """The origins Haven's own pages have: where this request was addressed, and the
+    configured public address (behind a proxy)."""
+    origins = {f"{request.scheme}://{request.host}"}
+    public = request.app[appkeys.CONFIG].public_base_url
+    if public:
+        origins.add(public.rstrip("/"))
+    return origins
+
+
+def same_origin(request: web.Request) -> bool:
+    """Did a state-changing request come from Haven's own pages? Browsers send ``Origin``
+    on every POST, PUT, PATCH and DELETE. It is ``null`` from sandboxes, some redirects and
+    pages whose referrer policy is ``no-referrer`` (ours is ``same-origin``, so our own forms
+    send their origin): then only a ``Sec-Fetch-Site: same-origin`` vouches for it. Without
+    ``Origin``, ``Sec-Fetch-Site`` tells. A client that sends neither is not a browser, and
+    the CSRF token still applies to it."""
+    origin = request.headers.get("Origin")
+    site = request.headers.get("Sec-Fetch-Site")
+    if origin == "null":
+        return site == "same-origin"
+    if origin is not None:
+        return origin.rstrip("/") in own_origins(request)
+    return site in (None, "same-origin", "none")
+
+
 @web.middleware
 async def csrf_middleware(request: web.Request, handler):
-    """Double-submit token: the HttpOnly SameSite=Strict cookie must match the form field or
-    the X-CSRF-Token header on every state-changing request."""
+    """Every state-changing request must come from Haven's own origin and carry the
+    double-submit token: the HttpOnly SameSite=Strict cookie must match the form field or
+    the X-CSRF-Token header."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     valid_cookie = 20 <= len(cookie) <= 64
-    token = cookie if valid_cookie else secrets.token_urlsafe(24)
+    token = cookie if valid_cookie else new_csrf_token()
     request[appkeys.CSRF_TOKEN] = token
     if request.method in UNSAFE_METHODS:
+        if not same_origin(request):
+            raise ApiError(403, "origin_refused",
+                           "this request came from another site; Haven accepts changes "
+                           "only from its own pages")
         sent = request.headers.get(CSRF_HEADER, "")
-        if not sent and request.content_type in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        ):
-            form = await request.post()
-            sent = str(form.get(CSRF_FIELD, ""))
+        if not sent:
+            sent = (await read_form(request)).get(CSRF_FIELD, "")
         if not (valid_cookie and sent and accounts.constant_time_equals(sent, cookie)):
             raise ApiError(
                 403, "csrf_failed",
                 "the request's CSRF token is missing or wrong; reload the page and try again",
             )
     response = await handler(request)
-    if not valid_cookie and not response.prepared:
+    if not valid_cookie and not response.prepared and CSRF_COOKIE not in response.cookies:
         response.set_cookie(CSRF_COOKIE, token, **_cookie_args(request))
     return response
 

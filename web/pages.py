@@ -13,6 +13,7 @@ from therapy.accounts import AccountError, Role, ValidationError
 from web import api_accounts, appkeys
 from web.api_accounts import SignupBody
 from web.errors import ApiError
+from web.forms import read_form
 from web.routing import current_user, require_user
 
 
@@ -47,7 +48,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[: accounts.PASSWORD_MAX]
     nxt = safe_next(str(form.get("next", "")))
@@ -78,7 +79,7 @@ async def signup_page(request: web.Request) -> web.Response:
 
 
 async def signup_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     data = {k: str(form.get(k, "")) for k in ("username", "password", "display_name", "time_zone")}
     if not data["display_name"]:
         data.pop("display_name")
@@ -107,7 +108,7 @@ async def account_page(request: web.Request) -> web.Response:
 
 async def password_submit(request: web.Request) -> web.Response:
     user = require_user(request)
-    form = await request.post()
+    form = await read_form(request)
     old = str(form.get("old_password", ""))
     new = str(form.get("new_password", ""))
     try:
@@ -130,7 +131,7 @@ async def admin_users_page(request: web.Request) -> web.Response:
 
 async def admin_role_submit(request: web.Request) -> web.Response:
     require_user(request, [Role.ADMIN])
-    form = await request.post()
+    form = await read_form(request)
     try:
         role = accounts.validate_role(str(form.get("role", "")))
     except ValidationError as exc:

@@ -162,6 +162,8 @@ class VoiceHub:
         except TimeoutError:
             conn.leave_reason = "error"
             raise Closing("timeout", "send 'join' first, within 10 seconds") from None
+        except ConnectionError:  # gone while we answered its ping: a plain disconnect
+            return None
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return None
         if msg.type != WSMsgType.TEXT:
@@ -205,7 +207,14 @@ class VoiceHub:
             conn.leave_reason = "error"
             raise Closing("invalid_identity", "the identity card does not verify") from None
         fingerprint = hashlib.sha256(card.fingerprint).hexdigest()
+        # The name comes from the token (account or pseudonym); a free one only in an
+        # instant room, never a host's (therapy.rooms.participant_name), checked first.
+        present = self.rooms.get(join.room_id)
+        hosts = [(c.token_id, c.display_name) for c in (present.members.values() if present
+                                                        else ()) if c.room_role == "host"]
         try:
+            name = await self.store.read(rooms.participant_name, join.token, join.room_id,
+                                         join.display_name, hosts)
             grant = await self.store.write(rooms.redeem, join.token, join.room_id, fingerprint)
         except rooms.RoomError as exc:
             conn.leave_reason = "error"
@@ -223,7 +232,7 @@ class VoiceHub:
             conn.participant_id = pid
             conn.token_id = grant.token_id
             conn.sender_id = room.sender_id_for(pid)
-            conn.display_name = join.display_name or grant.display_name
+            conn.display_name = name or grant.display_name
             conn.room_role = grant.room_role
             conn.identity = card.to_dict()
             conn.color = join.color
