@@ -19,10 +19,6 @@ DRIVER = Path(__file__).with_name("firefox_driver.mjs")
 FAKE_MEDIA_PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
-    # The test server's ICE is loopback only, like Chromium's --allow-loopback-in-peer-connection.
-    "media.peerconnection.ice.loopback": True,
-    "media.peerconnection.ice.obfuscate_host_addresses": False,
-    "media.autoplay.default": 0,
 }
 
 
@@ -79,7 +75,7 @@ class FirefoxPage:
         self.id = page
 
     def eval(self, expression: str):
-        return self.driver.call("eval", page=self.id, expression=expression)["value"]
+        return self.driver.call("eval", page=self.id, expression=expression).get("value")
 
     def click(self, selector: str):
         self.driver.call("click", page=self.id, selector=selector)
@@ -97,11 +93,14 @@ class FirefoxPage:
 class Firefox:
     """One headless firefox-esr (its own temporary profile) and its pages."""
 
-    def __init__(self, prefs: dict | None = None, env: dict | None = None):
+    def __init__(self, prefs: dict | None = None, env: dict | None = None,
+                 prefix: list[str] | None = None):
+        """``prefix``: e.g. ``ip netns exec NAME`` to run the browser in a namespace."""
         options = {"executablePath": FIREFOX, "prefs": {**FAKE_MEDIA_PREFS, **(prefs or {})},
                    "env": env or {}}
         self.process = subprocess.Popen(
-            ["node", str(DRIVER), json.dumps(options)], cwd=ROOT, stdin=subprocess.PIPE,
+            [*(prefix or []), shutil.which("node") or "node", str(DRIVER), json.dumps(options)],
+            cwd=ROOT, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self._next = 1
         hello = self._read(timeout=90)

@@ -9,20 +9,19 @@ WebDriver BiDi by puppeteer-core:
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser import firefox
+from tests.browser import firefox, netns
 from tests.browser.chromium import CHROMIUM
-from tests.browser.test_session_page import (
-    SessionPage,
-    invite,
-    media_args,
-    start_python_client,
-    wait_until,
-)
+from tests.browser.test_session_page import SessionPage, invite, media_args, wait_until
+from tests.conftest import ROOT, LiveServer
 from tests.voice_support import band_share, read_wav, tone, write_wav
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,6 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 FIREFOX_TONE = 800.0  # media.navigator.audio.fake_frequency
 CHROMIUM_TONE = 500.0
 PY_TONE = 1700.0
+NS_PORT = 8080
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +46,81 @@ def pulse(firefox_ready, tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def namespace():
+    why = netns.available()
+    if why:
+        pytest.skip(why)
+    ns = netns.Namespace(f"haven-ff-{os.getpid()}")
+    yield ns
+    ns.remove()
+
+
+@pytest.fixture(scope="module")
+def ns_server(namespace, firefox_ready, tmp_path_factory):
+    """``haven serve --demo`` inside the namespace, with the default ICE policy."""
+    folder = tmp_path_factory.mktemp("ns-live")
+    log_path = folder / "server.log"
+    port = NS_PORT
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*namespace.prefix(), sys.executable, "-m", "web.cli", "serve", "--demo",
+             "--host", namespace.address, "--port", str(port), "--data-dir",
+             str(folder / "data")],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 60
+    while "listening on" not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"haven serve did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    yield LiveServer(f"http://{namespace.address}:{port}", folder / "data", {}, proc, log_path)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def secure_origin_prefs(namespace) -> dict:
+    """Firefox's counterpart of Chromium's --unsafely-treat-insecure-origin-as-secure."""
+    return {"dom.securecontext.allowlist": namespace.address,
+            # ... and so would upgrade the page's own http images (icon masks) to https.
+            "security.mixed_content.upgrade_display_content": False}
+
+
 def state(page: firefox.FirefoxPage) -> str | None:
     return page.eval("document.documentElement.dataset.sessionState || null")
 
 
+DIAGNOSE = """JSON.stringify({state: document.documentElement.dataset.sessionState,
+  phase: window.havenSession?.state?.phase, secure: isSecureContext, url: location.href,
+  lobby: document.getElementById('lobby-status')?.textContent})"""
+
+
+def wait_for_state(page: firefox.FirefoxPage, wanted: str, timeout: float) -> None:
+    try:
+        wait_until(lambda: state(page) == wanted, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"not {wanted}: {page.eval(DIAGNOSE)} {page.errors()}") from None
+
+
 def test_firefox_without_sound_device_or_permission_answer_still_lists_the_mic_and_joins(
-        live_server, firefox_ready, tmp_path):
+        namespace, ns_server, tmp_path):
     """Reproduces the report: Firefox ESR with fake media, no sound output (no pulse server)
     and a permission prompt nobody answers. The lobby must list the microphone that
     enumerateDevices() reports and 'Join' must open the room (before: neither)."""
-    url = invite(live_server, "ff-lobby", 1)[0]
+    url = invite(ns_server, "ff-lobby", 1)[0]
     # No sound server at all (an empty runtime folder) and the permission prompt left on.
-    browser = firefox.Firefox(prefs={"media.navigator.permission.disabled": False},
+    browser = firefox.Firefox(prefs={"media.navigator.permission.disabled": False,
+                                     **secure_origin_prefs(namespace)},
                               env={"PULSE_SERVER": f"unix:{tmp_path}/none",
-                                   "XDG_RUNTIME_DIR": str(tmp_path)})
+                                   "XDG_RUNTIME_DIR": str(tmp_path)},
+                              prefix=namespace.prefix())
     try:
         page = browser.open(url)
-        wait_until(lambda: state(page) == "lobby", timeout=30)
+        wait_for_state(page, "lobby", 30)
         devices = page.eval("navigator.mediaDevices.enumerateDevices()"
                             ".then(d => d.filter(x => x.kind === 'audioinput').length)")
         options = page.eval("[...document.querySelectorAll('#mic-select option')]"
@@ -72,7 +130,7 @@ def test_firefox_without_sound_device_or_permission_answer_still_lists_the_mic_a
         wait_until(lambda: "permission" in page.eval(
             "document.getElementById('lobby-status').textContent"), timeout=10)
         page.click("#join")
-        wait_until(lambda: state(page) == "in-room", timeout=40)
+        wait_for_state(page, "in-room", 40)
         # Sound could not start on this machine: the page offers to turn it on, visibly.
         assert page.eval("!document.getElementById('resume-audio').hidden") is True
         assert page.eval("window.havenSession.state.transformMode") == "script"
@@ -82,34 +140,52 @@ def test_firefox_without_sound_device_or_permission_answer_still_lists_the_mic_a
 
 
 @pytest.fixture(scope="module")
-def chromium_tone_browser(tmp_path_factory):
+def chromium_tone_browser(namespace, tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip("no system Chromium at /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
 
-    wav = write_wav(tmp_path_factory.mktemp("mic") / "tone.wav", tone(CHROMIUM_TONE, 30))
+    folder = tmp_path_factory.mktemp("chromium-ns")
+    wav = write_wav(folder / "tone.wav", tone(CHROMIUM_TONE, 30))
+    args = [a for a in media_args(wav) if a != "--allow-loopback-in-peer-connection"]
+    # Plain HTTP on a non-loopback address is not a secure context (no WebCrypto, no
+    # microphone); a deployment serves HTTPS, the test says the namespace address is trusted.
+    args.append(f"--unsafely-treat-insecure-origin-as-secure=http://{namespace.address}:{NS_PORT}")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=media_args(wav))
+        browser = p.chromium.launch(executable_path=str(namespace.wrapper(folder, CHROMIUM)),
+                                    headless=True, args=args)
         yield browser
         browser.close()
 
 
-def test_firefox_chromium_and_python_hear_each_other(live_server, pulse, chromium_tone_browser,
-                                                     tmp_path):
-    urls = invite(live_server, "ff-three", 3)
-    fox = firefox.Firefox(prefs={"media.navigator.audio.fake_frequency": int(FIREFOX_TONE)},
-                          env=pulse.env)
+def python_client(namespace, url: str, folder: Path, seconds: float) -> subprocess.Popen:
+    wav = write_wav(folder / "py.wav", tone(PY_TONE, seconds + 5))
+    return subprocess.Popen(
+        [*namespace.prefix(), sys.executable, "-m", "web.cli", "call", url, "--send", str(wav),
+         "--record", str(folder / "py-heard.wav"), "--seconds", str(seconds), "--identity",
+         str(folder / "py-id.json"), "--name", "Python"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_firefox_chromium_and_python_hear_each_other(namespace, ns_server, pulse,
+                                                     chromium_tone_browser, tmp_path):
+    """All three in one room, on a real interface inside the test's own namespace, with the
+    shipped defaults: no loopback-only ICE on the server or in either browser."""
+    urls = invite(ns_server, "ff-three", 3)
+    fox = firefox.Firefox(prefs={"media.navigator.audio.fake_frequency": int(FIREFOX_TONE),
+                                 **secure_origin_prefs(namespace)},
+                          env=pulse.env, prefix=namespace.prefix())
     chrome = SessionPage(chromium_tone_browser, urls[1])
     py = None
     try:
         ff = fox.open(urls[0])
-        wait_until(lambda: state(ff) == "lobby", timeout=30)
+        wait_for_state(ff, "lobby", 30)
         ff.fill("#display-name", "Fern")
         ff.click("#join")
-        wait_until(lambda: state(ff) == "in-room", timeout=40)
+        wait_for_state(ff, "in-room", 40)
         chrome.join("Chris")
-        py = start_python_client(live_server, urls[2], tmp_path, 16)
+        py = python_client(namespace, urls[2], tmp_path, 16)
         members = "window.havenSession.state.members.size"
         wait_until(lambda: ff.eval(members) == 2 and chrome.members() == 2, timeout=40)
 

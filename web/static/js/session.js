@@ -452,6 +452,7 @@ function connect() {
     socket.send(JSON.stringify(join));
   });
   socket.addEventListener("message", (event) => {
+    if (socket !== ws) return; // a replaced connection's last words ("ended: replaced") are not ours
     let msg;
     try {
       msg = JSON.parse(event.data);
@@ -468,6 +469,13 @@ function connect() {
 
 function scheduleReconnect() {
   teardownMedia();
+  const old = ws;
+  ws = null; // its messages are ignored from now on; the new join replaces it on the server
+  try {
+    old?.close();
+  } catch {
+    /* already closed */
+  }
   state.phase = "reconnecting";
   const delay = Math.min(10000, 500 * 2 ** state.reconnects++);
   if (state.participantId) say("Connection lost. Reconnecting…");
