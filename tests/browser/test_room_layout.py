@@ -8,6 +8,9 @@ room with 1, 3 and 8 people (Python clients) and each drawer, at both sizes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from tests.browser.layout import (
     serious_axe_violations,
 )
 from tests.browser.test_session_page import SessionPage, invite, media_args, wait_until
+from tests.conftest import ROOT
 from tests.voice_support import tone, write_wav
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -198,9 +202,17 @@ def test_room_modes_still_work(live_server, media_browser):
 
 
 @pytest.mark.skipif(not write_screenshots(), reason="screenshots only with HAVEN_WRITE_SCREENSHOTS=1")
-def test_room_screenshots_with_three_and_eight_people(live_server, media_browser, tmp_path):
-    from tests.browser.test_session_page import start_python_client
+def named_client(url: str, folder: Path, name: str, seconds: float) -> subprocess.Popen:
+    """A Python voice client (haven call) speaking a soft tone under ``name``."""
+    wav = write_wav(folder / "say.wav", tone(300 + 60 * len(name) + ord(name[0]), seconds + 5, 3000))
+    return subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "call", url, "--send", str(wav), "--seconds",
+         str(seconds), "--identity", str(folder / "id.json"), "--name", name],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
 
+
+def test_room_screenshots_with_three_and_eight_people(live_server, media_browser, tmp_path):
     urls = invite(live_server, "layout-crowd", 9)
     names = ["Ana", "Ben", "Chi", "Dev", "Eli", "Fay", "Gus", "Hal"]
     clients = []
@@ -212,7 +224,7 @@ def test_room_screenshots_with_three_and_eight_people(live_server, media_browser
         for i in range(1, 7):  # Python clients fill the room up to 8
             folder = tmp_path / f"py{i}"
             folder.mkdir()
-            clients.append(start_python_client(live_server, urls[1 + i], folder, 60))
+            clients.append(named_client(urls[1 + i], folder, names[1 + i], 90))
             if len(clients) == 1:
                 wait_until(lambda: all(p.members() == 2 for p in pages), timeout=60)
                 time.sleep(2)
