@@ -71,6 +71,9 @@ def open_drawer(page, drawer: str) -> None:
     for selector in DRAWERS[drawer]:
         page.click(selector)
     page.wait_for_selector(f"#{drawer}", state="visible")
+    # Measure the drawer where it rests, not mid-slide (its 200 ms entrance).
+    page.wait_for_function(f"document.getElementById('{drawer}').getAnimations()"
+                           ".every(a => a.playState !== 'running')")
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -103,7 +106,9 @@ def test_lobby_and_room_layout_with_each_drawer(live_server, media_browser, size
             b = page.locator(sel).bounding_box()
             assert b["width"] >= 44 and b["height"] >= 44, (sel, b)
         # Status arrives as a toast and in the polite live region.
-        assert "You joined" in page.text_content("#room-status")
+        said = page.evaluate("window.havenSession.toasts.map(t => t.text)")
+        assert any(t.startswith("You joined") for t in said), said
+        assert page.text_content("#room-status") in said  # the live region carries the last one
         assert page.locator("#toasts .toast").count() >= 1
         shoot(page, f"1-person-{size}")
 
@@ -167,8 +172,7 @@ def test_keyboard_shortcuts_help_and_focus_ring(live_server, media_browser):
         page.dispatch_event("#scene", "haven:xr-toggle-mute")
         assert page.get_attribute("#mute", "aria-pressed") == "false"
         assert page.evaluate("window.havenSession.state.muted") is False
-        assert "You are unmuted." in page.text_content("#room-status") or \
-            page.evaluate("window.havenSession.toasts.at(-1).text") == "You are unmuted."
+        assert page.evaluate("window.havenSession.toasts.at(-1).text") == "You are unmuted."
     finally:
         s.close()
 
@@ -201,7 +205,6 @@ def test_room_modes_still_work(live_server, media_browser):
             p.close()
 
 
-@pytest.mark.skipif(not write_screenshots(), reason="screenshots only with HAVEN_WRITE_SCREENSHOTS=1")
 def named_client(url: str, folder: Path, name: str, seconds: float) -> subprocess.Popen:
     """A Python voice client (haven call) speaking a soft tone under ``name``."""
     wav = write_wav(folder / "say.wav", tone(300 + 60 * len(name) + ord(name[0]), seconds + 5, 3000))
@@ -212,6 +215,7 @@ def named_client(url: str, folder: Path, name: str, seconds: float) -> subproces
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+@pytest.mark.skipif(not write_screenshots(), reason="screenshots only with HAVEN_WRITE_SCREENSHOTS=1")
 def test_room_screenshots_with_three_and_eight_people(live_server, media_browser, tmp_path):
     urls = invite(live_server, "layout-crowd", 9)
     names = ["Ana", "Ben", "Chi", "Dev", "Eli", "Fay", "Gus", "Hal"]
@@ -224,14 +228,14 @@ def test_room_screenshots_with_three_and_eight_people(live_server, media_browser
         for i in range(1, 7):  # Python clients fill the room up to 8
             folder = tmp_path / f"py{i}"
             folder.mkdir()
-            clients.append(named_client(urls[1 + i], folder, names[1 + i], 90))
+            clients.append(named_client(urls[1 + i], folder, names[1 + i], 300))
             if len(clients) == 1:
                 wait_until(lambda: all(p.members() == 2 for p in pages), timeout=60)
                 time.sleep(2)
                 for p, size in zip(pages, SIZES, strict=True):
                     check_room(p.page, f"{size} 3 people")
                     shoot(p.page, f"3-people-{size}")
-        wait_until(lambda: all(p.members() == 7 for p in pages), timeout=90)
+        wait_until(lambda: all(p.members() == 7 for p in pages), timeout=240)
         time.sleep(3)
         for p, size in zip(pages, SIZES, strict=True):
             check_room(p.page, f"{size} 8 people")

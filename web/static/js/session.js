@@ -110,7 +110,9 @@ function setPressed(id, on) {
 
 // --- the scene (optional: audio-only mode and browsers without WebGL skip it) ---------------
 
+// html[data-scene-state]: "ready" (3D), "fallback" (2D picture), "off" (audio only), "error".
 async function loadScene() {
+  if (state.audioOnly) document.documentElement.dataset.sceneState = "off";
   if (state.audioOnly || scene || fallbackCanvas) return;
   try {
     sceneModule = await import("./scene/scene.js");
@@ -131,10 +133,12 @@ async function loadScene() {
     setPressed("low-power", scene.lowPower);
     scene.setSelfMuted?.(state.muted || state.mutedByHost);
     scene.xrSupported().then((ok) => { $("enter-vr").hidden = !ok; });
+    document.documentElement.dataset.sceneState = "ready";
     layoutSeats();
   } catch (err) {
     console.warn("scene unavailable", err);
     scene = null;
+    document.documentElement.dataset.sceneState = "error";
   }
 }
 
@@ -153,6 +157,7 @@ async function paintFallbackScene() {
 }
 
 function unloadScene() {
+  document.documentElement.dataset.sceneState = "off";
   scene?.dispose();
   scene = null;
   fallbackCanvas?.remove();
