@@ -109,7 +109,6 @@ def test_lobby_and_room_layout_with_each_drawer(live_server, media_browser, size
         said = page.evaluate("window.havenSession.toasts.map(t => t.text)")
         assert any(t.startswith("You joined") for t in said), said
         assert page.text_content("#room-status") in said  # the live region carries the last one
-        assert page.locator("#toasts .toast").count() >= 1
         shoot(page, f"1-person-{size}")
 
         for drawer in DRAWERS:
@@ -207,7 +206,7 @@ def test_room_modes_still_work(live_server, media_browser):
 
 def named_client(url: str, folder: Path, name: str, seconds: float) -> subprocess.Popen:
     """A Python voice client (haven call) speaking a soft tone under ``name``."""
-    wav = write_wav(folder / "say.wav", tone(300 + 60 * len(name) + ord(name[0]), seconds + 5, 3000))
+    wav = write_wav(folder / "say.wav", tone(300 + 60 * len(name) + ord(name[0]), min(seconds + 5, 60), 3000))
     return subprocess.Popen(
         [sys.executable, "-m", "web.cli", "call", url, "--send", str(wav), "--seconds",
          str(seconds), "--identity", str(folder / "id.json"), "--name", name],
@@ -217,34 +216,51 @@ def named_client(url: str, folder: Path, name: str, seconds: float) -> subproces
 
 @pytest.mark.skipif(not write_screenshots(), reason="screenshots only with HAVEN_WRITE_SCREENSHOTS=1")
 def test_room_screenshots_with_three_and_eight_people(live_server, media_browser, tmp_path):
-    urls = invite(live_server, "layout-crowd", 9)
+    """Python clients and one audio-only page fill the room; one 3D page at a time is
+    photographed (two software-GL scenes and six voice clients starve a 2-core machine)."""
+    # A join link is bound to the first device (identity) that uses it: one link per page.
+    urls = invite(live_server, "layout-crowd", 12)
     names = ["Ana", "Ben", "Chi", "Dev", "Eli", "Fay", "Gus", "Hal"]
     clients = []
-    pages = []
+    listener = SessionPage(media_browser, urls[9], viewport={"width": 390, "height": 844})
     try:
-        for w, h in SIZES.values():
-            pages.append(SessionPage(media_browser, urls[len(pages)], viewport={"width": w, "height": h}))
-            pages[-1].join(names[len(pages) - 1])
-        for i in range(1, 7):  # Python clients fill the room up to 8
+        listener.join("Ben", audio_only=True)
+        folder = tmp_path / "py1"
+        folder.mkdir()
+        clients.append(named_client(urls[2], folder, "Chi", 900))
+        wait_until(lambda: listener.members() == 1, timeout=120)
+        for size, (w, h) in SIZES.items():
+            page = SessionPage(media_browser, urls[0 if size == "desktop" else 1],
+                               viewport={"width": w, "height": h})
+            try:
+                page.join("Ana")
+                wait_until(lambda p=page: p.members() == 2, timeout=120)
+                time.sleep(2)
+                check_room(page.page, f"{size} 3 people")
+                shoot(page.page, f"3-people-{size}")
+            finally:
+                page.close()
+        for i, name in enumerate(names[3:], start=3):  # five more voices: 8 in all
             folder = tmp_path / f"py{i}"
             folder.mkdir()
-            clients.append(named_client(urls[1 + i], folder, names[1 + i], 300))
-            if len(clients) == 1:
-                wait_until(lambda: all(p.members() == 2 for p in pages), timeout=60)
-                time.sleep(2)
-                for p, size in zip(pages, SIZES, strict=True):
-                    check_room(p.page, f"{size} 3 people")
-                    shoot(p.page, f"3-people-{size}")
-        wait_until(lambda: all(p.members() == 7 for p in pages), timeout=240)
-        time.sleep(3)
-        for p, size in zip(pages, SIZES, strict=True):
-            check_room(p.page, f"{size} 8 people")
-            shoot(p.page, f"8-people-{size}")
-            p.page.click("#people-button")
-            check_room(p.page, f"{size} 8 people, people drawer")
-            shoot(p.page, f"8-people-list-{size}")
+            clients.append(named_client(urls[i], folder, name, 900))
+        wait_until(lambda: listener.members() == 6, timeout=300)
+        for size, (w, h) in SIZES.items():
+            page = SessionPage(media_browser, urls[10 if size == "desktop" else 11],
+                               viewport={"width": w, "height": h})
+            try:
+                page.join("Ana")
+                wait_until(lambda p=page: p.members() == 7, timeout=120)
+                time.sleep(3)
+                check_room(page.page, f"{size} 8 people")
+                shoot(page.page, f"8-people-{size}")
+                open_drawer(page.page, "drawer-people")
+                check_room(page.page, f"{size} 8 people, people drawer")
+                shoot(page.page, f"8-people-list-{size}")
+            finally:
+                page.close()
     finally:
         for c in clients:
             c.kill()
-        for p in pages:
-            p.close()
+            c.wait()
+        listener.close()
