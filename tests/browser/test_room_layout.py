@@ -178,19 +178,24 @@ def test_room_modes_still_work(live_server, media_browser):
     from tests.browser.chromium import NO_WEBGL_SCRIPT
 
     urls = invite(live_server, "layout-modes", 3)
-    plain = SessionPage(media_browser, urls[0], viewport={"width": 390, "height": 844})
+    # One page at a time: three software-GL pages starting at once starve a 2-core machine.
+    plain = SessionPage(media_browser, urls[0], viewport={"width": 390, "height": 844},
+                        init_script="localStorage.setItem('haven.session.prefs', '{\"audioOnly\": true}')")
+    plain.join("Audio")
+    assert plain.page.is_checked("#audio-only")
+    assert plain.page.locator("#scene canvas").count() == 0
+    assert plain.page.get_attribute("html", "data-scene-state") == "off"
+    assert plain.page.is_visible("#dock")
     no_gl = SessionPage(media_browser, urls[1], viewport={"width": 390, "height": 844},
                         init_script=NO_WEBGL_SCRIPT)
-    still = SessionPage(media_browser, urls[2], viewport={"width": 1280, "height": 800},
-                        reduced_motion="reduce")
+    still = None
     try:
-        plain.join("Audio", audio_only=True)
-        assert plain.page.locator("#scene canvas").count() == 0
-        assert plain.page.is_visible("#dock")
         no_gl.page.wait_for_selector("html[data-scene-state='fallback']", state="attached",
-                                     timeout=30_000)
+                                     timeout=60_000)
         no_gl.join("Flat")
         assert no_gl.page.locator("#scene canvas.scene-fallback-canvas").count() == 1
+        still = SessionPage(media_browser, urls[2], viewport={"width": 1280, "height": 800},
+                            reduced_motion="reduce")
         still.join("Still")
         assert still.page.get_attribute("#still", "aria-pressed") == "true"
         wait_until(lambda: all(p.members() == 2 for p in (plain, no_gl, still)), timeout=30)
@@ -198,7 +203,8 @@ def test_room_modes_still_work(live_server, media_browser):
             assert not p.errors, p.errors
     finally:
         for p in (plain, no_gl, still):
-            p.close()
+            if p is not None:
+                p.close()
 
 
 def photograph(media_browser, url: str, size: str, others: int, label: str) -> None:
