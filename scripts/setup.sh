@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Haven needs into this checkout, idempotently:
 #   scripts/setup.sh          Python venv (.venv) with Haven, and the npm packages the pages use
-#   scripts/setup.sh --test   the same plus test tools and Debian's Chromium for browser tests
+#   scripts/setup.sh --test   the same plus test tools and Debian's Chromium, Firefox ESR and
+#                             PulseAudio for browser tests
 # Needs only Python 3.11+, Node/npm and apt (as root, or with sudo) on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,10 +40,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 if [ ! -d node_modules/three ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    say "installing npm packages (three.js, axe-core)"
+    say "installing npm packages (three.js, Tabler icons; axe-core, puppeteer-core for tests)"
     npm ci --no-audit --no-fund --loglevel=error
 fi
 
-if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-    apt_install chromium
+if [ "$want_test" = 1 ]; then
+    # Browser tests: Debian's Chromium and Firefox ESR (driven by puppeteer-core over WebDriver
+    # BiDi), and PulseAudio, which headless Firefox needs to start an AudioContext.
+    missing=""
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+    command -v firefox-esr >/dev/null 2>&1 || missing="$missing firefox-esr"
+    command -v pulseaudio >/dev/null 2>&1 || missing="$missing pulseaudio"
+    if [ -n "$missing" ]; then apt_install $missing; fi
 fi

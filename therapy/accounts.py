@@ -99,6 +99,14 @@ def validate_display_name(value: object) -> str:
 _ZONES: frozenset[str] | None = None
 
 
+def time_zone_names() -> list[str]:
+    """Every zone validate_time_zone accepts, sorted (for pickers)."""
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return sorted(_ZONES | {"UTC"})
+
+
 def validate_time_zone(value: object) -> str:
     global _ZONES
     if not isinstance(value, str):

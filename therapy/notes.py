@@ -301,7 +301,7 @@ def export_record(db: Database, ring: MasterKeyring, patient: User, *, actor: Ac
             "patient": patient.public(),
             "therapists": [t.display_name for t in care.therapists_of(db, patient.id)],
             "consents": consent.signatures(db, patient, patient.id),
-            "appointments": [o.public() for o in appointments.occurrences_for(
+            "appointments": [o.public(patient.time_zone) for o in appointments.occurrences_for(
                 db, patient, include_past=True)],
             "progress_notes": notes,
             "erased": facts.erased,

@@ -201,6 +201,22 @@ def end(db: Database, therapist: User, visit_id: str, *, actor: Actor) -> str | 
     return visit["room_id"]
 
 
+def close_room(db: Database, room_id: str, *, actor: Actor) -> None:
+    """A room was ended from inside (the host's "End the session for everyone"): close it in
+    the records and end the visit it belongs to, so the waiting room, the patient's sessions
+    and the dashboard all say it has ended. The hub checked that the actor is the host."""
+    with db.atomic():
+        rooms.close_room(db, room_id, actor=actor)
+        for visit in db.query("SELECT id, appointment_id FROM visits WHERE room_id = ? AND "
+                              "status != ?", [room_id, ENDED]):
+            db.execute("UPDATE visits SET status = ?, ended_at = ? WHERE id = ?",
+                       [ENDED, audit.now_iso(), visit["id"]])
+            patient_id = db.execute("SELECT patient_id FROM appointments WHERE id = ?",
+                                    [visit["appointment_id"]]).fetchone()[0]
+            audit.record(db, actor, "visit.end", "visits", visit["id"], patient_id=patient_id,
+                         via="room")
+
+
 def visit_for(db: Database, appointment_id: int, index: int) -> dict | None:
     rows = list(db.query("SELECT * FROM visits WHERE appointment_id = ? AND occurrence = ?",
                          [appointment_id, index]))

@@ -260,18 +260,7 @@ def register(api: ApiRegistry) -> None:
                    body=ProfileBody, response=ONE_USER, tags=["accounts"])
     async def api_update_me(request: web.Request) -> web.Response:
         user = require_user(request)
-        body: ProfileBody = request[appkeys.BODY]
-        actor = actor_of(request)
-
-        def update(db):
-            if body.display_name is not None:
-                db.table("users").update(user.id, {"display_name": body.display_name})
-                audit.record(db, actor, "user.profile_change", "users", user.id)
-            if body.time_zone is not None:
-                accounts.set_time_zone(db, user, body.time_zone, actor=actor)
-            return accounts.get_user(db, user.id)
-
-        updated = await request.app[appkeys.STORE].write(update)
+        updated = await update_profile(request, user, request[appkeys.BODY])
         return json_response({"user": updated.public()})
 
     @api.operation("POST", "/api/me/password", summary="Change password (ends other sessions)",
@@ -295,6 +284,21 @@ def register(api: ApiRegistry) -> None:
         body: RoleBody = request[appkeys.BODY]
         user = await set_role(request, request.match_info["user_id"], body.role)
         return json_response({"user": user.public()})
+
+
+async def update_profile(request: web.Request, user: User, body: ProfileBody) -> User:
+    """Change the display name and/or time zone (both audited); returns the updated user."""
+    actor = actor_of(request)
+
+    def update(db):
+        if body.display_name is not None and body.display_name != user.display_name:
+            db.table("users").update(user.id, {"display_name": body.display_name})
+            audit.record(db, actor, "user.profile_change", "users", user.id)
+        if body.time_zone is not None and body.time_zone != user.time_zone:
+            accounts.set_time_zone(db, user, body.time_zone, actor=actor)
+        return accounts.get_user(db, user.id)
+
+    return await request.app[appkeys.STORE].write(update)
 
 
 async def change_password(request: web.Request, user: User, old: str, new: str) -> None:

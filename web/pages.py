@@ -11,7 +11,7 @@ from environments import catalog
 from therapy import accounts
 from therapy.accounts import AccountError, Role, ValidationError
 from web import api_accounts, appkeys
-from web.api_accounts import SignupBody
+from web.api_accounts import ProfileBody, SignupBody
 from web.errors import ApiError
 from web.forms import read_form
 from web.routing import current_user, require_user
@@ -101,9 +101,32 @@ async def signup_submit(request: web.Request) -> web.StreamResponse:
     raise redirect
 
 
+def _account(request: web.Request, status: int = 200, *, message: str | None = None,
+             error: str | None = None, profile_message: str | None = None,
+             profile_error: str | None = None, form: dict | None = None) -> web.Response:
+    return render(request, "account.html", status=status, message=message, error=error,
+                  profile_message=profile_message, profile_error=profile_error,
+                  form=form or {}, zones=accounts.time_zone_names())
+
+
 async def account_page(request: web.Request) -> web.Response:
     require_user(request)
-    return render(request, "account.html", message=None, error=None)
+    return _account(request)
+
+
+async def profile_submit(request: web.Request) -> web.Response:
+    """The account page's "Your name and time zone" form (PATCH /api/me for browsers)."""
+    user = require_user(request)
+    form = await request.post()
+    data = {k: str(form.get(k, "")).strip() for k in ("display_name", "time_zone")}
+    try:
+        body = ProfileBody.parse({k: v for k, v in data.items() if v})
+    except ValidationError as exc:
+        return _account(request, 422, profile_error=exc.message, form=data)
+    updated = await api_accounts.update_profile(request, user, body)
+    request[appkeys.USER] = updated
+    return _account(request, profile_message="Saved. Times are now shown in "
+                    f"{updated.time_zone}, and new sessions show you as {updated.display_name}.")
 
 
 async def password_submit(request: web.Request) -> web.Response:
@@ -115,12 +138,10 @@ async def password_submit(request: web.Request) -> web.Response:
         accounts.validate_password(new, "new_password")
         await api_accounts.change_password(request, user, old, new)
     except ValidationError as exc:
-        return render(request, "account.html", status=422, message=None, error=exc.message)
+        return _account(request, 422, error=exc.message)
     except ApiError as err:
-        return render(request, "account.html", status=err.status, message=None,
-                      error=err.message)
-    return render(request, "account.html", message="Your password was changed. Other devices "
-                  "were logged out.", error=None)
+        return _account(request, err.status, error=err.message)
+    return _account(request, message="Your password was changed. Other devices were logged out.")
 
 
 async def admin_users_page(request: web.Request) -> web.Response:
@@ -154,5 +175,6 @@ def register(router: web.UrlDispatcher) -> None:
     router.add_post("/signup", signup_submit)
     router.add_get("/account", account_page, name="account")
     router.add_post("/account/password", password_submit)
+    router.add_post("/account/profile", profile_submit)
     router.add_get("/admin/users", admin_users_page, name="admin-users")
     router.add_post("/admin/users/{user_id}/role", admin_role_submit)

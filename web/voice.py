@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from media import signaling as sig
 from media.e2ee import IdentityCard, KeyExchangeError
 from media.sfu import Participant, RoomRegistry, SfuError
-from therapy import rooms
+from therapy import rooms, waiting_room
 from therapy.audit import Actor
 from therapy.storage import Store
 from web.logs import log_event
@@ -349,7 +349,7 @@ class VoiceHub:
 
     async def end_room(self, room_id: str, actor: Actor) -> None:
         """Close the room for everyone: in the records, then on every live connection."""
-        await self.store.write(lambda db: rooms.close_room(db, room_id, actor=actor))
+        await self.store.write(lambda db: waiting_room.close_room(db, room_id, actor=actor))
         await self.disconnect_room(room_id)
 
     async def disconnect_room(self, room_id: str) -> None:

@@ -78,8 +78,10 @@ def test_newcomer_joins_a_group_and_meets_the_facilitator_in_one_encrypted_room(
         member.get_by_role("button", name=re.compile("Sign up|Create", re.I)).click()
         member.wait_for_url(base + "/")
 
-        # The finder, from the main navigation; filtered by topic.
-        member.get_by_role("navigation", name="Main").get_by_role("link", name="Groups").click()
+        # The finder, from the main navigation (folded behind "Menu" on a phone); by topic.
+        nav = member.get_by_role("navigation", name="Main")
+        nav.get_by_role("button", name="Menu").click()
+        nav.get_by_role("link", name="Groups").click()
         member.wait_for_url(re.compile(r".*/groups$"))
         member.get_by_label("Topic").select_option("anxiety")
         member.get_by_role("button", name="Show groups").click()

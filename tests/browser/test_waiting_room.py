@@ -101,14 +101,31 @@ async def test_patient_checks_in_therapist_admits_both_land_in_the_same_room(bro
         assert t_room == p_room
         assert t_token != p_token
 
-        # Ending the session closes the room for everyone.
+        # The therapist joins and ends the session from inside the room (People -> End, and
+        # a confirmation). Ended means ended everywhere: the records, the waiting room, the
+        # patient's sessions and the dashboard.
+        await therapist.wait_for_selector("html[data-session-state='lobby']", state="attached",
+                                          timeout=30_000)
+        await therapist.click("#join")
+        await therapist.wait_for_selector("html[data-session-state='in-room']",
+                                          state="attached", timeout=30_000)
+        await therapist.click("#people-button")
+        await therapist.click("#end-session")
+        await therapist.get_by_role("button", name="End the session").last.click()
+        await therapist.wait_for_selector("html[data-session-state='ended']", state="attached",
+                                          timeout=20_000)
         await therapist.goto(base + "/practice/waiting-room")
-        visits = (await api(therapist, "GET", "/api/waiting-room"))["body"]["visits"]
-        visit = next(v for v in visits if v["room_id"] == t_room)
-        ended = await api(therapist, "POST", f"/api/visits/{visit['id']}/end")
-        assert ended["status"] == 200
-        again = await api(therapist, "GET", f"/api/visits/{visit['id']}")
-        assert again["body"]["visit"]["status"] == "ended"
+        assert (await api(therapist, "GET", "/api/waiting-room"))["body"]["visits"] == []
+        summary = await therapist.locator("#waiting-summary").inner_text()
+        assert "Nobody is waiting" in summary, summary
+        assert await therapist.locator("#waiting-list li").count() == 0
+        await patient.goto(base + "/practice")
+        text = await patient.locator("main").inner_text()
+        assert "Go to the waiting room" not in text
+        assert "This session has ended." in text
+        await patient.goto(base + "/")
+        await patient.wait_for_timeout(1500)  # the dashboard fills itself in
+        assert "Go to the waiting room" not in await patient.locator("main").inner_text()
     finally:
         await t_ctx.close()
         await p_ctx.close()

@@ -1,16 +1,26 @@
-// The session page: lobby, then an end-to-end encrypted voice room inside the chosen place.
+// The session page: a lobby card, then an end-to-end encrypted voice room inside the chosen
+// place. The scene fills the screen; the dock, drawers and toasts float over it (./room/).
 //
 // Protocol: docs/protocol.md (join -> joined, keys/key, offer -> answer, slots, member_*).
 // Encryption: ./e2ee/ (SFrame in an encoded-transform worker; identity key in IndexedDB,
 // non-extractable). A browser without encoded transforms is refused: voice is never sent
 // unencrypted. State for tests and diagnostics: window.havenSession.
+//
+// Scene contract (./scene/scene.js): the in-VR mute control dispatches
+// CustomEvent("haven:xr-toggle-mute") on #scene; we toggle mute exactly as the M key does and
+// tell the scene the new state with scene.setSelfMuted?.(muted).
 
 import { CodeRoundError, SecurityCodeRound } from "./e2ee/code-round.js";
 import { loadOrCreateIdentity } from "./e2ee/identity.js";
 import { SenderKeyManager } from "./e2ee/manager.js";
 import { FrameCrypto, encodedTransformSupport, peerConnectionConfig } from "./e2ee/transform.js";
+import { Drawers } from "./room/drawers.js";
+import { renderPeople as drawPeople } from "./room/people.js";
+import { handleShortcut, renderShortcuts } from "./room/shortcuts.js";
+import { Toasts } from "./room/toasts.js";
 import { seatPositions } from "./scene/seats.js";
 import { SessionAudio } from "./session-audio.js";
+import { askFirst } from "./site.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("session");
@@ -21,6 +31,8 @@ const DOWNSTREAM_SLOTS = 15;
 const SPEAKING_LEVEL = 0.02;
 const PREFS_KEY = "haven.session.prefs";
 const IN_CALL_KEY = `haven.inCall.${roomId}`; // sessionStorage: rejoin by itself after a reload
+const RESUME_WAIT_MS = 400; // a browser with no sound output never resumes: do not wait for it
+const MIC_PROMPT_HINT_MS = 1500;
 
 const state = {
   phase: "lobby", // lobby | joining | in-room | reconnecting | ended | refused
@@ -32,10 +44,13 @@ const state = {
   slots: new Map(), // mid -> participant_id
   muted: false,
   mutedByHost: false,
+  handRaised: false,
   environment: root.dataset.environment,
   audioOnly: false,
   reconnects: 0,
   endedReason: null,
+  joinedAt: null,
+  quality: "checking",
 };
 
 let identity = null;
@@ -46,16 +61,27 @@ let codeRound = null;
 let frameCrypto = null;
 let audio = null;
 let micStream = null;
+let micReady = null; // the first microphone request (the lobby never waits for it)
 let scene = null;
 let sceneModule = null;
+let fallbackCanvas = null;
 let messageChain = Promise.resolve();
 let reconnectTimer = null;
 let qualityTimer = null;
 let levelTimer = null;
+let clockTimer = null;
 let wantClose = false;
+const labelOfMid = new Map(); // receive transceiver mid -> its transform label
 
-function announce(id, text) {
-  $(id).textContent = text;
+const toasts = new Toasts($("toasts"), $("room-status"), $("room-alert"));
+const drawers = new Drawers();
+
+function say(text, options) {
+  toasts.show(text, options);
+}
+
+function lobbySay(text) {
+  $("lobby-status").textContent = text;
 }
 
 function show(panel) {
@@ -78,43 +104,87 @@ function savePrefs(update) {
   }
 }
 
+function setPressed(id, on) {
+  $(id).setAttribute("aria-pressed", String(!!on));
+}
+
 // --- the scene (optional: audio-only mode and browsers without WebGL skip it) ---------------
 
+// html[data-scene-state]: "ready" (3D), "fallback" (2D picture), "off" (audio only), "error".
 async function loadScene() {
-  if (state.audioOnly || scene) return;
+  if (state.audioOnly) document.documentElement.dataset.sceneState = "off";
+  if (state.audioOnly || scene || fallbackCanvas) return;
   try {
     sceneModule = await import("./scene/scene.js");
-    if (!sceneModule.webglAvailable()) return;
+    if (state.audioOnly) return;
+    if (!sceneModule.webglAvailable()) {
+      await paintFallbackScene();
+      return;
+    }
+    const still = prefs().still ?? sceneModule.prefersReducedMotion();
     scene = sceneModule.createScene($("scene"), definitions[state.environment], {
-      seatCount: 1, reducedMotion: prefs().still ?? sceneModule.prefersReducedMotion(),
+      seatCount: 1, reducedMotion: still, lowPower: !!prefs().lowPower,
+      onLowPowerChange(on, reason) {
+        setPressed("low-power", on);
+        if (reason === "auto") say("Low-power mode is on: the scene was slow on this device.");
+      },
     });
-    $("still").setAttribute("aria-pressed", String(!!(prefs().still ?? sceneModule.prefersReducedMotion())));
+    setPressed("still", still);
+    setPressed("low-power", scene.lowPower);
+    scene.setSelfMuted?.(state.muted || state.mutedByHost);
     scene.xrSupported().then((ok) => { $("enter-vr").hidden = !ok; });
+    document.documentElement.dataset.sceneState = "ready";
+    layoutSeats();
   } catch (err) {
     console.warn("scene unavailable", err);
     scene = null;
+    document.documentElement.dataset.sceneState = "error";
   }
 }
 
+// No WebGL: the same place as a still 2D picture (scene/fallback.js), repainted on resize.
+async function paintFallbackScene() {
+  const { paintFallback } = await import("./scene/fallback.js");
+  fallbackCanvas = document.createElement("canvas");
+  fallbackCanvas.className = "scene-fallback-canvas";
+  fallbackCanvas.setAttribute("aria-hidden", "true");
+  $("scene").append(fallbackCanvas);
+  const paint = () => fallbackCanvas && paintFallback(fallbackCanvas, definitions[state.environment]);
+  paint();
+  fallbackCanvas.repaint = paint;
+  window.addEventListener("resize", paint);
+  document.documentElement.dataset.sceneState = "fallback";
+}
+
 function unloadScene() {
+  document.documentElement.dataset.sceneState = "off";
   scene?.dispose();
   scene = null;
+  fallbackCanvas?.remove();
+  fallbackCanvas = null;
+  $("enter-vr").hidden = true;
 }
 
 function setEnvironment(id) {
   if (!definitions[id]) return;
   state.environment = id;
   $("environment-select").value = id;
-  $("room-environment").value = id;
+  for (const radio of document.querySelectorAll('input[name="room-environment"]')) radio.checked = radio.value === id;
   const def = definitions[id];
+  $("room-place").textContent = def.name;
   $("scene").setAttribute("aria-label", `${def.name}: ${def.description}`);
   $("scene").style.setProperty("--scene-sky", def.sky.zenith);
   $("scene").style.setProperty("--scene-horizon", def.sky.horizon);
   scene?.setEnvironment(def);
+  fallbackCanvas?.repaint();
   layoutSeats();
 }
 
 // --- people, seats and voices ---------------------------------------------------------------
+
+function myName() {
+  return $("display-name").value.trim() || "You";
+}
 
 function everyone() {
   const me = { participant_id: state.participantId, sender_id: state.senderId, self: true };
@@ -145,80 +215,52 @@ function layoutSeats() {
     scene.setViewerSeat(mySeat);
     scene.clearAvatars();
     people.forEach((p, i) => {
-      if (!p.self) scene.placeAvatar(i, { color: colorFor(p), label: p.display_name });
+      if (!p.self && i < seats.length) {
+        scene.placeAvatar(i, { color: colorFor(p), label: p.display_name, muted: !!p.muted, hand: !!p.hand });
+      }
     });
   }
   if (audio) {
     const byMid = new Map();
     people.forEach((p, i) => {
       const mid = p.self ? null : midOf(p.participant_id);
-      if (mid) byMid.set(mid, seats[i]);
+      if (mid && seats[i]) byMid.set(mid, seats[i]);
     });
-    audio.placeSeats(seats[mySeat], byMid, def.seating.center ?? [0, 0]);
+    audio.placeSeats(seats[mySeat] ?? seats[0], byMid, def.seating.center ?? [0, 0]);
   }
+}
+
+function hostActions(p) {
+  if (p.self || state.roomRole !== "host") return [];
+  return [
+    { id: "mute", label: p.muted ? `Unmute ${p.display_name}` : `Mute ${p.display_name}`,
+      run: () => send({ type: "mute", participant_id: p.participant_id, muted: !p.muted }) },
+    { id: "remove", label: `Remove ${p.display_name}`, danger: true,
+      run: async () => {
+        if (await askFirst(`Remove ${p.display_name} from this session? Their link will stop working.`, "Remove", "Keep them")) {
+          send({ type: "remove", participant_id: p.participant_id });
+        }
+      } },
+  ];
 }
 
 function renderPeople() {
-  const list = $("people");
-  list.replaceChildren();
-  for (const p of everyone()) {
-    const member = p.self ? { ...p, display_name: `${$("display-name").value.trim() || "You"} (you)`,
-      room_role: state.roomRole, muted: state.muted || state.mutedByHost, color: $("avatar-color").value } : p;
-    const li = document.createElement("li");
-    li.dataset.participant = member.participant_id;
-    const dot = document.createElement("span");
-    dot.className = "dot";
-    dot.setAttribute("aria-hidden", "true");
-    dot.style.setProperty("--avatar", colorFor(member));
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = member.display_name;
-    li.append(dot, name);
-    if (member.room_role === "host") li.append(badge("host"));
-    if (member.muted) li.append(badge("muted"));
-    const speaking = document.createElement("span");
-    speaking.className = "visually-hidden speaking-label";
-    li.append(speaking);
-    if (!p.self) {
-      const volume = document.createElement("input");
-      volume.type = "range";
-      volume.min = "0";
-      volume.max = "150";
-      volume.value = String(prefs()[`vol:${member.participant_id}`] ?? 100);
-      volume.setAttribute("aria-label", `Volume of ${member.display_name}`);
-      volume.addEventListener("input", () => {
-        const mid = midOf(member.participant_id);
-        if (mid) audio?.setVolume(mid, Number(volume.value) / 100);
-        savePrefs({ [`vol:${member.participant_id}`]: Number(volume.value) });
-      });
-      li.append(volume);
-      if (state.roomRole === "host") {
-        const mute = document.createElement("button");
-        mute.type = "button";
-        mute.textContent = member.muted ? `Unmute ${member.display_name}` : `Mute ${member.display_name}`;
-        mute.addEventListener("click", () => send({ type: "mute", participant_id: member.participant_id, muted: !member.muted }));
-        const remove = document.createElement("button");
-        remove.type = "button";
-        remove.className = "danger";
-        remove.textContent = `Remove ${member.display_name}`;
-        remove.addEventListener("click", () => {
-          if (confirm(`Remove ${member.display_name} from this session? Their link will stop working.`)) {
-            send({ type: "remove", participant_id: member.participant_id });
-          }
-        });
-        li.append(mute, remove);
-      }
-    }
-    list.append(li);
-  }
+  const people = everyone().map((p) => (p.self
+    ? { ...p, display_name: `${myName()} (you)`, room_role: state.roomRole, muted: state.muted || state.mutedByHost,
+      hand: state.handRaised, color: $("avatar-color").value }
+    : { ...p, color: colorFor(p) }));
+  drawPeople($("people"), people, {
+    volumeOf: (p) => prefs()[`vol:${p.participant_id}`] ?? 100,
+    onVolume: (p, value) => {
+      const mid = midOf(p.participant_id);
+      if (mid) audio?.setVolume(mid, value / 100);
+      savePrefs({ [`vol:${p.participant_id}`]: value });
+    },
+    actionsFor: hostActions,
+  });
   $("host-controls").hidden = state.roomRole !== "host";
-}
-
-function badge(text) {
-  const b = document.createElement("span");
-  b.className = "badge";
-  b.textContent = text;
-  return b;
+  $("people-count").textContent = String(people.length);
+  $("people-count-text").textContent = `, ${people.length} here`;
 }
 
 function updateLevels() {
@@ -227,15 +269,15 @@ function updateLevels() {
   const people = everyone();
   for (const li of $("people").children) {
     const pid = li.dataset.participant;
-    const mid = pid === state.participantId ? null : midOf(pid);
-    const level = pid === state.participantId ? (state.muted ? 0 : audio.micLevel()) : (levels[mid] ?? 0);
+    const mine = pid === state.participantId;
+    const level = mine ? (state.muted ? 0 : audio.micLevel()) : (levels[midOf(pid)] ?? 0);
     const speaking = level > SPEAKING_LEVEL;
     if (li.classList.contains("speaking") !== speaking) {
       li.classList.toggle("speaking", speaking);
       li.querySelector(".speaking-label").textContent = speaking ? "speaking" : "";
     }
     const seat = people.findIndex((p) => p.participant_id === pid);
-    if (scene && pid !== state.participantId) scene.setSeatHighlight(seat, Math.min(1, level * 8));
+    if (scene && !mine) scene.setSeatHighlight(seat, Math.min(1, level * 8));
   }
 }
 
@@ -274,6 +316,32 @@ async function advanceCodeRound() {
   }
 }
 
+function enterRoom() {
+  const wasReconnecting = state.joinedAt !== null;
+  state.phase = "in-room";
+  document.documentElement.dataset.sessionState = "in-room";
+  state.reconnects = 0;
+  show("room");
+  if (!wasReconnecting) {
+    state.joinedAt = Date.now();
+    clockTimer = setInterval(tickClock, 1000);
+    tickClock();
+    $("mute").focus({ preventScroll: true });
+  }
+  const others = state.members.size;
+  say(wasReconnecting ? "Reconnected."
+    : others ? `You joined. ${others === 1 ? "One other person is" : `${others} others are`} here.`
+      : "You joined. You are the first one here.");
+}
+
+function tickClock() {
+  const s = Math.floor((Date.now() - state.joinedAt) / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  $("room-clock").textContent = h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
 async function handle(msg) {
   switch (msg.type) {
     case "joined": {
@@ -289,13 +357,7 @@ async function handle(msg) {
       frameCrypto.setSendKey(manager.sendKey);
       await newCodeRound(msg.epoch);
       await negotiate();
-      state.phase = "in-room";
-      document.documentElement.dataset.sessionState = "in-room";
-      state.reconnects = 0;
-      show("room");
-      announce("room-status", state.members.size
-        ? `You joined. ${state.members.size === 1 ? "One other person is" : `${state.members.size} others are`} here.`
-        : "You joined. You are the first one here.");
+      enterRoom();
       renderPeople();
       layoutSeats();
       break;
@@ -304,7 +366,7 @@ async function handle(msg) {
       state.members.set(msg.member.participant_id, msg.member);
       sendKeys(await manager.memberJoined(memberForManager(msg.member)));
       await newCodeRound(msg.epoch);
-      announce("room-status", `${msg.member.display_name} joined. The security code changed.`);
+      say(`${msg.member.display_name} joined. The security code changed.`);
       renderPeople();
       layoutSeats();
       break;
@@ -314,7 +376,7 @@ async function handle(msg) {
       state.members.delete(msg.participant_id);
       sendKeys(await manager.memberLeft(msg.participant_id));
       await newCodeRound(msg.epoch);
-      if (who && msg.reason !== "replaced") announce("room-status", `${who.display_name} left.`);
+      if (who && msg.reason !== "replaced") say(`${who.display_name} left. The security code changed.`);
       renderPeople();
       layoutSeats();
       break;
@@ -336,7 +398,7 @@ async function handle(msg) {
         if (err instanceof CodeRoundError) {
           state.securityCode = "";
           $("security-code").textContent = "check failed: someone may be interfering. Leave and tell the host.";
-          announce("room-status", "The security check failed. Someone may be interfering with this session.");
+          say("The security check failed. Someone may be interfering with this session.", { assertive: true });
           break;
         }
         throw err;
@@ -349,14 +411,17 @@ async function handle(msg) {
       break;
     case "slots":
       state.slots = new Map(msg.slots.filter((s) => s.participant_id).map((s) => [s.mid, s.participant_id]));
+      applySavedVolumes();
       layoutSeats();
       break;
     case "muted": {
       if (msg.participant_id === state.participantId) {
         state.mutedByHost = msg.muted;
-        announce("room-status", msg.muted ? "The host muted you. Others cannot hear you." : "The host unmuted you.");
+        say(msg.muted ? "The host muted you. Others cannot hear you." : "The host unmuted you.", { assertive: msg.muted });
+        scene?.setSelfMuted?.(state.muted || state.mutedByHost);
       } else if (state.members.has(msg.participant_id)) {
         state.members.get(msg.participant_id).muted = msg.muted;
+        layoutSeats();
       }
       renderPeople();
       break;
@@ -364,18 +429,16 @@ async function handle(msg) {
     case "ended":
       end(msg.reason === "removed" ? "The host removed you from this session."
         : msg.reason === "replaced" ? "You joined this session from another tab or device."
-        : "The host ended the session. Thank you for coming.");
+          : "The host ended the session. Thank you for coming.");
       break;
     case "error":
       if (!msg.fatal) {
-        announce("room-status", msg.message);
+        say(msg.message);
       } else if (["token_used", "token_revoked", "token_expired", "invalid_token", "room_closed", "room_full"].includes(msg.code)) {
         end(msg.message.charAt(0).toUpperCase() + msg.message.slice(1) + ".");
       } else {
         console.warn("signaling error", msg.code, msg.message);
       }
-      break;
-    case "pong":
       break;
     default:
       break;
@@ -394,6 +457,7 @@ function connect() {
     socket.send(JSON.stringify(join));
   });
   socket.addEventListener("message", (event) => {
+    if (socket !== ws) return; // a replaced connection's last words ("ended: replaced") are not ours
     let msg;
     try {
       msg = JSON.parse(event.data);
@@ -410,9 +474,18 @@ function connect() {
 
 function scheduleReconnect() {
   teardownMedia();
+  const old = ws;
+  ws = null; // its messages are ignored from now on; the new join replaces it on the server
+  try {
+    old?.close();
+  } catch {
+    /* already closed */
+  }
   state.phase = "reconnecting";
   const delay = Math.min(10000, 500 * 2 ** state.reconnects++);
-  announce(state.participantId ? "room-status" : "lobby-status", "Connection lost. Reconnecting…");
+  if (state.participantId) say("Connection lost. Reconnecting…");
+  else lobbySay("Connection lost. Reconnecting…");
+  setQuality("connecting", "reconnecting…");
   clearTimeout(reconnectTimer);
   reconnectTimer = setTimeout(connect, delay);
 }
@@ -420,15 +493,28 @@ function scheduleReconnect() {
 // --- media ----------------------------------------------------------------------------------
 
 function opusOnly(transceiver) {
-  const codecs = RTCRtpReceiver.getCapabilities("audio").codecs.filter((c) => c.mimeType.toLowerCase() === "audio/opus");
-  transceiver.setCodecPreferences(codecs);
+  try {
+    const codecs = RTCRtpReceiver.getCapabilities?.("audio")?.codecs
+      .filter((c) => c.mimeType.toLowerCase() === "audio/opus");
+    if (codecs?.length) transceiver.setCodecPreferences(codecs);
+  } catch (err) {
+    console.warn("codec preferences not applied:", err.message); // the SFU answers Opus anyway
+  }
+}
+
+function applySavedVolumes() {
+  if (!audio) return;
+  for (const [mid, pid] of state.slots) {
+    const vol = prefs()[`vol:${pid}`];
+    if (vol !== undefined) audio.setVolume(mid, vol / 100);
+  }
 }
 
 async function negotiate() {
   teardownMedia();
   pc = new RTCPeerConnection(peerConnectionConfig({ iceServers: [] }, frameCrypto.mode));
   const track = micStream.getAudioTracks()[0];
-  track.enabled = !state.muted;
+  track.enabled = !(state.muted || state.mutedByHost);
   const up = pc.addTransceiver(track, { direction: "sendonly" });
   opusOnly(up);
   frameCrypto.attachSender(up.sender);
@@ -436,15 +522,14 @@ async function negotiate() {
   for (let i = 0; i < DOWNSTREAM_SLOTS; i++) {
     const t = pc.addTransceiver("audio", { direction: "recvonly" });
     opusOnly(t);
+    // Decrypt before anything else sees a frame. Attached here, synchronously where the
+    // transceiver is made: Chromium skips a script transform attached after the answer.
+    frameCrypto.attachReceiver(t.receiver, `slot-${i + 1}`);
     downs.push(t);
   }
   pc.addEventListener("track", (event) => {
-    // Decrypt before anything else sees a frame (Chromium takes the transform reliably here).
-    frameCrypto.attachReceiver(event.receiver, event.transceiver.mid);
     audio.attach(event.transceiver.mid, event.track);
-    const pid = state.slots.get(event.transceiver.mid);
-    const vol = pid ? prefs()[`vol:${pid}`] : undefined;
-    if (vol !== undefined) audio.setVolume(event.transceiver.mid, vol / 100);
+    applySavedVolumes();
     layoutSeats();
   });
   pc.addEventListener("connectionstatechange", () => {
@@ -452,6 +537,8 @@ async function negotiate() {
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
+  labelOfMid.clear();
+  downs.forEach((t, i) => labelOfMid.set(t.mid, `slot-${i + 1}`));
   send({ type: "offer", sdp: pc.localDescription.sdp });
 }
 
@@ -463,36 +550,67 @@ function teardownMedia() {
   if (audio) for (const key of [...audio.voices.keys()]) audio.detach(key);
 }
 
+function silentTrack() {
+  return audio.ctx.createMediaStreamDestination().stream.getAudioTracks()[0];
+}
+
 async function openMicrophone(deviceId) {
-  micStream?.getTracks().forEach((t) => t.stop());
-  micStream = await navigator.mediaDevices.getUserMedia({
+  const stream = await navigator.mediaDevices.getUserMedia({
     audio: { deviceId: deviceId ? { exact: deviceId } : undefined, echoCancellation: true,
       noiseSuppression: true, autoGainControl: true },
   });
-  audio.watchMic(micStream.getAudioTracks()[0]);
-  if (pc) {
-    const sender = pc.getTransceivers()[0].sender;
-    await sender.replaceTrack(micStream.getAudioTracks()[0]);
-    micStream.getAudioTracks()[0].enabled = !state.muted;
-  }
+  micStream?.getTracks().forEach((t) => t.stop());
+  micStream = stream;
+  const track = stream.getAudioTracks()[0];
+  audio.watchMic(track);
+  track.enabled = !(state.muted || state.mutedByHost);
+  if (pc) await pc.getTransceivers()[0].sender.replaceTrack(track);
 }
 
 async function listMicrophones() {
-  const select = $("mic-select");
-  const current = select.value;
-  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "audioinput");
-  select.replaceChildren(...devices.map((d, i) => new Option(d.label || `Microphone ${i + 1}`, d.deviceId)));
-  if (current) select.value = current;
+  let devices = [];
+  try {
+    devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "audioinput");
+  } catch {
+    return;
+  }
+  const current = micStream?.getAudioTracks()[0]?.getSettings?.().deviceId || $("mic-select").value;
+  for (const select of [$("mic-select"), $("room-mic-select")]) {
+    // Before permission some browsers report devices without labels (or without ids).
+    const options = devices.map((d, i) => new Option(d.label || `Microphone ${i + 1}`, d.deviceId));
+    select.replaceChildren(...(options.length ? options : [new Option("Default microphone", "")]));
+    if (current && devices.some((d) => d.deviceId === current)) select.value = current;
+  }
+}
+
+function chooseMicrophone(deviceId) {
+  openMicrophone(deviceId).then(listMicrophones).catch(() => {
+    const text = "That microphone could not be opened.";
+    if (state.phase === "in-room") say(text);
+    else lobbySay(text);
+  });
 }
 
 function setMuted(on) {
   state.muted = on;
   const track = micStream?.getAudioTracks()[0];
-  if (track) track.enabled = !on;
-  $("mute").setAttribute("aria-pressed", String(on));
-  $("mute").firstChild.textContent = on ? "Unmute " : "Mute ";
-  announce("room-status", on ? "You are muted." : "You are unmuted.");
+  if (track) track.enabled = !(on || state.mutedByHost);
+  setPressed("mute", on);
+  $("mute").querySelector(".dock-label").textContent = on ? "Muted" : "Mute";
+  say(on ? "You are muted." : state.mutedByHost ? "You unmuted, but the host still has you muted." : "You are unmuted.");
+  scene?.setSelfMuted?.(on || state.mutedByHost);
   renderPeople();
+}
+
+function toggleMute() {
+  if (state.phase === "in-room") setMuted(!state.muted);
+}
+
+function setQuality(kind, text) {
+  if (state.quality === kind && $("quality-value").textContent === text) return;
+  state.quality = kind;
+  $("quality").dataset.quality = kind;
+  $("quality-value").textContent = text;
 }
 
 async function measureQuality() {
@@ -503,7 +621,7 @@ async function measureQuality() {
   let jitter = 0;
   const packetsByMid = {};
   (await pc.getStats()).forEach((r) => {
-    if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined) rtt = r.currentRoundTripTime;
+    if (r.type === "candidate-pair" && (r.nominated || r.selected) && r.currentRoundTripTime !== undefined) rtt = r.currentRoundTripTime;
     if (r.type === "inbound-rtp" && r.kind === "audio") {
       lost += r.packetsLost || 0;
       received += r.packetsReceived || 0;
@@ -513,10 +631,10 @@ async function measureQuality() {
   });
   await guardBypassedTransforms(packetsByMid);
   const lossRate = received + lost ? lost / (received + lost) : 0;
-  const label = rtt === null ? "connecting…"
+  const label = rtt === null ? (pc.connectionState === "connected" ? "good" : "connecting")
     : rtt > 0.4 || lossRate > 0.08 || jitter > 0.1 ? "poor"
-    : rtt > 0.2 || lossRate > 0.02 || jitter > 0.05 ? "fair" : "good";
-  $("quality-value").textContent = label + (rtt === null ? "" : ` (${Math.round(rtt * 1000)} ms round trip)`);
+      : rtt > 0.2 || lossRate > 0.02 || jitter > 0.05 ? "fair" : "good";
+  setQuality(label, label === "connecting" ? "connecting…" : label + (rtt === null ? "" : ` (${Math.round(rtt * 1000)} ms)`));
 }
 
 const bypassed = new Set();
@@ -527,12 +645,13 @@ async function guardBypassedTransforms(packetsByMid) {
   if (!frameCrypto) return;
   const perLabel = (await frameCrypto.stats()).perLabel || {};
   for (const [mid, packets] of Object.entries(packetsByMid)) {
-    const seen = perLabel[mid] ? perLabel[mid].decrypted + perLabel[mid].failed : 0;
-    if (packets > 100 && seen === 0 && !bypassed.has(mid)) {
+    const seen = perLabel[labelOfMid.get(mid)];
+    const count = seen ? seen.decrypted + seen.failed : 0;
+    if (packets > 100 && count === 0 && !bypassed.has(mid)) {
       bypassed.add(mid);
       audio?.setVolume(mid, 0);
       console.warn(`slot ${mid}: frames bypass the decrypting transform; silenced`);
-      announce("room-status", "One voice could not be decrypted in this browser and was silenced.");
+      say("One voice could not be decrypted in this browser and was silenced.");
     }
   }
 }
@@ -544,13 +663,14 @@ function end(reason) {
   state.endedReason = reason;
   wantClose = true;
   clearTimeout(reconnectTimer);
-  clearInterval(qualityTimer);
-  clearInterval(levelTimer);
+  for (const t of [qualityTimer, levelTimer, clockTimer]) clearInterval(t);
   try {
     ws?.close();
   } catch {
     /* already closed */
   }
+  drawers.close({ restoreFocus: false });
+  scene?.exitVR?.().catch?.(() => {});
   teardownMedia();
   micStream?.getTracks().forEach((t) => t.stop());
   $("ended-reason").textContent = reason;
@@ -566,9 +686,29 @@ function refuse(panel) {
   show(panel);
 }
 
+function startMicrophone() {
+  const hint = setTimeout(() => {
+    if (!micStream) lobbySay("Waiting for permission to use your microphone. Your browser may be asking you.");
+  }, MIC_PROMPT_HINT_MS);
+  micReady = openMicrophone()
+    .then(() => {
+      if ($("lobby-status").textContent.startsWith("Waiting for permission")) lobbySay("");
+      return true;
+    })
+    .catch(() => {
+      lobbySay("Haven could not use a microphone. Allow microphone access in your browser and reload this page. You can still listen.");
+      return false;
+    })
+    .finally(() => {
+      clearTimeout(hint);
+      return listMicrophones();
+    });
+}
+
 async function main() {
   window.havenSession = {
     state,
+    toasts: toasts.history,
     remoteEnergy() {
       const levels = audio ? audio.levels() : {};
       const out = {};
@@ -588,6 +728,9 @@ async function main() {
       });
       return out;
     },
+    get scene() {
+      return scene;
+    },
   };
   if (!token) return refuse("no-token");
   if (!encodedTransformSupport()) return refuse("unsupported");
@@ -595,48 +738,77 @@ async function main() {
   if (saved.name) $("display-name").value = saved.name;
   if (saved.color) $("avatar-color").value = saved.color;
   if (saved.audioOnly) $("audio-only").checked = true;
+  if (saved.spatial === false) setPressed("spatial", false);
   state.audioOnly = $("audio-only").checked;
   root.classList.toggle("audio-only", state.audioOnly);
   setEnvironment(state.environment);
   loadScene();
+  renderShortcuts($("shortcut-list"), (what) => what !== "hand" || !$("hand").hidden);
   identity = await loadOrCreateIdentity();
   frameCrypto = new FrameCrypto();
   state.transformMode = frameCrypto.mode;
   audio = new SessionAudio();
+  if (saved.spatial === false) audio.setSpatial(false);
   audio.ctx.addEventListener("statechange", () => {
-    $("resume-audio").hidden = audio.ctx.state === "running";
+    $("resume-audio").hidden = audio.ctx.state === "running" || state.phase === "lobby";
   });
-  try {
-    await openMicrophone();
-    await listMicrophones();
-  } catch (err) {
-    announce("lobby-status", "Haven could not use a microphone. Allow microphone access in your browser and reload this page. You can still listen.");
-    micStream = new MediaStream([audio.ctx.createMediaStreamDestination().stream.getAudioTracks()[0]]);
-  }
-  if (sessionStorage.getItem(IN_CALL_KEY) === "1") {
-    // This tab was in the call before a reload or a crash: go straight back in.
-    announce("lobby-status", "Rejoining the session…");
-    await join();
-  }
+  await listMicrophones(); // devices known before permission (often unlabelled)
+  startMicrophone(); // the lobby works while the browser asks for permission
   levelTimer = setInterval(() => {
     $("mic-level").value = Math.min(1, audio.micLevel() * 4);
     if (state.phase === "in-room") updateLevels();
   }, 100);
   document.documentElement.dataset.sessionState = "lobby";
+  if (sessionStorage.getItem(IN_CALL_KEY) === "1") {
+    // This tab was in the call before a reload or a crash: go straight back in.
+    lobbySay("Rejoining the session…");
+    await join();
+  }
 }
 
-$("mic-select").addEventListener("change", () => openMicrophone($("mic-select").value).catch(() => {
-  announce("lobby-status", "That microphone could not be opened.");
-}));
+async function resumeSound() {
+  // resume() never settles in a browser without a sound output: wait briefly, then go on.
+  await Promise.race([audio.resume().catch(() => {}), new Promise((r) => setTimeout(r, RESUME_WAIT_MS))]);
+  return audio.ctx.state === "running";
+}
+
+async function join() {
+  if (state.phase !== "lobby" || !audio) return;
+  state.phase = "joining";
+  $("join").disabled = true;
+  document.documentElement.dataset.sessionState = "joining";
+  lobbySay("Joining…");
+  const sound = await resumeSound();
+  $("resume-audio").hidden = sound; // no user gesture yet (after a reload): sound waits for a click
+  audio.stopEcho();
+  if (!micStream) {
+    const ok = await Promise.race([micReady, new Promise((r) => setTimeout(() => r(null), 8000))]);
+    if (!micStream) {
+      // No microphone (refused, missing or still being asked): join to listen; a microphone
+      // granted later replaces the silent track.
+      micStream = new MediaStream([silentTrack()]);
+      if (ok === null) lobbySay("Joining without a microphone for now…");
+    }
+  }
+  savePrefs({ name: $("display-name").value.trim(), color: $("avatar-color").value });
+  sessionStorage.setItem(IN_CALL_KEY, "1");
+  connect();
+  qualityTimer = setInterval(measureQuality, 2000);
+}
+
+// --- controls -------------------------------------------------------------------------------
+
+$("mic-select").addEventListener("change", () => chooseMicrophone($("mic-select").value));
+$("room-mic-select").addEventListener("change", () => chooseMicrophone($("room-mic-select").value));
 
 $("echo-test").addEventListener("click", async () => {
-  await audio.resume();
+  await resumeSound();
   const on = $("echo-test").getAttribute("aria-pressed") !== "true";
-  $("echo-test").setAttribute("aria-pressed", String(on));
+  setPressed("echo-test", on);
   if (on) {
     audio.startEcho(6);
-    announce("lobby-status", "Speak now: you will hear yourself for a few seconds.");
-    setTimeout(() => $("echo-test").setAttribute("aria-pressed", "false"), 6000);
+    lobbySay("Speak now: you will hear yourself for a few seconds.");
+    setTimeout(() => setPressed("echo-test", false), 6000);
   } else {
     audio.stopEcho();
   }
@@ -647,29 +819,16 @@ $("audio-only").addEventListener("change", () => {
   root.classList.toggle("audio-only", state.audioOnly);
   savePrefs({ audioOnly: state.audioOnly });
   if (state.audioOnly) unloadScene();
-  else loadScene().then(layoutSeats);
+  else loadScene();
 });
 
 $("environment-select").addEventListener("change", (e) => setEnvironment(e.target.value));
-$("room-environment").addEventListener("change", (e) => {
-  setEnvironment(e.target.value);
-  announce("room-status", `Your view is now the ${definitions[e.target.value].name.toLowerCase()}. Others keep their own view.`);
-});
-
-async function join() {
-  await audio.resume().catch(() => {});
-  if (audio.ctx.state !== "running") {
-    // No user gesture yet (e.g. right after a reload): sound waits for one click.
-    $("resume-audio").hidden = false;
-  }
-  audio.stopEcho();
-  savePrefs({ name: $("display-name").value.trim(), color: $("avatar-color").value });
-  sessionStorage.setItem(IN_CALL_KEY, "1");
-  $("join").disabled = true;
-  announce("lobby-status", "Joining…");
-  document.documentElement.dataset.sessionState = "joining";
-  connect();
-  qualityTimer = setInterval(measureQuality, 2000);
+for (const radio of document.querySelectorAll('input[name="room-environment"]')) {
+  radio.addEventListener("change", () => {
+    if (!radio.checked) return;
+    setEnvironment(radio.value);
+    say(`Your view is now the ${definitions[radio.value].name.toLowerCase()}. Others keep their own view.`);
+  });
 }
 
 $("lobby-form").addEventListener("submit", (event) => {
@@ -678,40 +837,96 @@ $("lobby-form").addEventListener("submit", (event) => {
 });
 
 $("resume-audio").addEventListener("click", async () => {
-  await audio.resume();
+  await resumeSound();
   $("resume-audio").hidden = audio.ctx.state === "running";
+  if (audio.ctx.state !== "running") say("This device did not start its sound. Check its sound output.");
 });
 
-$("mute").addEventListener("click", () => setMuted(!state.muted));
+$("mute").addEventListener("click", toggleMute);
+// The in-VR mute control (scene module) asks for exactly what the M key does.
+$("scene").addEventListener("haven:xr-toggle-mute", toggleMute);
+
 $("spatial").addEventListener("click", () => {
   const on = $("spatial").getAttribute("aria-pressed") !== "true";
-  $("spatial").setAttribute("aria-pressed", String(on));
+  setPressed("spatial", on);
   audio.setSpatial(on);
-  announce("room-status", on ? "Voices come from where each person sits." : "Plain stereo.");
+  savePrefs({ spatial: on });
+  say(on ? "Voices come from where each person sits." : "Plain stereo.");
 });
 $("still").addEventListener("click", () => {
   const on = $("still").getAttribute("aria-pressed") !== "true";
-  $("still").setAttribute("aria-pressed", String(on));
+  setPressed("still", on);
   savePrefs({ still: on });
   scene?.setReducedMotion(on);
 });
-$("enter-vr").addEventListener("click", () => scene?.enterVR().catch((err) => announce("room-status", `Could not enter VR: ${err.message}`)));
+$("low-power").addEventListener("click", () => {
+  const on = $("low-power").getAttribute("aria-pressed") !== "true";
+  setPressed("low-power", on);
+  savePrefs({ lowPower: on });
+  scene?.setLowPower(on);
+});
+$("enter-vr").addEventListener("click", () => scene?.enterVR().catch((err) => say(`Could not enter VR: ${err.message}`)));
 $("leave").addEventListener("click", () => {
   send({ type: "leave" });
   end("You left the session.");
 });
-$("end-session").addEventListener("click", () => {
-  if (confirm("End this session for everyone?")) send({ type: "end" });
+$("end-session").addEventListener("click", async () => {
+  if (await askFirst("End this session for everyone? The room closes and cannot be reopened.", "End the session", "Go back")) {
+    send({ type: "end" });
+  }
+});
+
+// The drawers and the "More" menu.
+drawers.add($("drawer-people"), $("people-button"));
+drawers.add($("drawer-place"), $("place-button"));
+for (const id of ["drawer-security", "drawer-settings", "drawer-help"]) drawers.add($(id));
+drawers.onChange = (id) => {
+  root.dataset.drawer = id || "";
+};
+
+function setMenu(open) {
+  $("more-menu").hidden = !open;
+  $("more-button").setAttribute("aria-expanded", String(open));
+  if (open) $("more-menu").querySelector("button").focus();
+}
+$("more-button").addEventListener("click", () => setMenu($("more-menu").hidden));
+for (const item of $("more-menu").querySelectorAll("button[data-drawer]")) {
+  item.addEventListener("click", () => {
+    setMenu(false);
+    drawers.open(item.dataset.drawer, $("more-button"));
+  });
+}
+$("more-menu").addEventListener("keydown", (event) => {
+  const items = [...$("more-menu").querySelectorAll("button")];
+  const i = items.indexOf(document.activeElement);
+  if (event.key === "Escape") {
+    event.preventDefault();
+    setMenu(false);
+    $("more-button").focus();
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    items[(i + (event.key === "ArrowDown" ? 1 : items.length - 1)) % items.length].focus();
+  }
+});
+document.addEventListener("click", (event) => {
+  if (!$("more-menu").hidden && !event.target.closest(".more")) setMenu(false);
 });
 
 document.addEventListener("keydown", (event) => {
-  if (state.phase !== "in-room" || event.ctrlKey || event.metaKey || event.altKey) return;
-  const tag = event.target?.tagName;
-  if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
-  if (event.key === "m" || event.key === "M") {
-    event.preventDefault();
-    setMuted(!state.muted);
-  }
+  if (state.phase !== "in-room") return;
+  const openDrawer = (id) => () => {
+    setMenu(false);
+    drawers.toggle(id, id === "drawer-people" ? $("people-button") : id === "drawer-place" ? $("place-button") : $("more-button"));
+  };
+  handleShortcut(event, {
+    mute: () => toggleMute(),
+    hand: () => ($("hand").hidden ? false : $("hand").click()),
+    people: openDrawer("drawer-people"),
+    place: openDrawer("drawer-place"),
+    security: openDrawer("drawer-security"),
+    settings: openDrawer("drawer-settings"),
+    help: openDrawer("drawer-help"),
+  });
 });
 
 window.addEventListener("pagehide", () => {
@@ -722,5 +937,5 @@ window.addEventListener("pagehide", () => {
 
 main().catch((err) => {
   console.error(err);
-  announce("lobby-status", `Something went wrong while preparing the session: ${err.message}`);
+  lobbySay(`Something went wrong while preparing the session: ${err.message}`);
 });

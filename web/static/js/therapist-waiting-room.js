@@ -10,7 +10,7 @@ function signature(visits) {
   return visits.map((v) => `${v.id}:${v.status}`).join(",");
 }
 
-function form(action, label, danger) {
+function form(action, label, danger, confirmQuestion) {
   const f = document.createElement("form");
   f.method = "post";
   f.action = action;
@@ -23,6 +23,10 @@ function form(action, label, danger) {
   button.type = "submit";
   button.textContent = label;
   if (danger) button.className = "danger";
+  if (confirmQuestion) {
+    button.dataset.confirm = confirmQuestion;
+    button.dataset.confirmYes = "End the session";
+  }
   f.append(hidden, button);
   return f;
 }
@@ -47,7 +51,8 @@ function render(visits) {
       } else {
         actions.append(form(`${base}/host-link`, "Rejoin the session"));
       }
-      actions.append(form(`${base}/end`, "End the session for everyone", true));
+      actions.append(form(`${base}/end`, "End the session for everyone", true,
+        `End the session with ${v.patient.display_name} for everyone? The room closes and cannot be reopened.`));
       li.append(actions);
       return li;
     }),

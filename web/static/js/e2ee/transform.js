@@ -1,26 +1,27 @@
 // SFrame encryption of Haven's Opus frames inside WebRTC (WebRTC Encoded Transform).
 //
 // Two browser APIs can carry the transform; encodedTransformSupport() says which one is used:
-//   "streams" - Chromium's createEncodedStreams(); used wherever it exists. The
-//               RTCPeerConnection MUST be created with {encodedInsertableStreams: true}, or
-//               createEncodedStreams() throws. Call attachSender() right after
-//               addTrack()/addTransceiver() and attachReceiver() synchronously in the "track"
-//               event, before media flows.
-//   "script"  - RTCRtpScriptTransform (the standard; Firefox and Safari). rtpSender.transform /
-//               rtpReceiver.transform = new RTCRtpScriptTransform(worker, {role, label}).
-//               Create the RTCPeerConnection normally (WITHOUT encodedInsertableStreams).
-// Why "streams" first where both exist: in Chromium 156 a receiver's script transform is
-// silently skipped when the receive stream's SSRC only becomes known from the answer (the
-// SFU's pre-allocated recvonly slots): frames then reach the decoder without passing the
-// transform (tests/browser/test_session_page.py would fail). The session page also watches
-// for that (packets arriving but no frame seen by the transform) and silences such a slot.
+//   "script"  - RTCRtpScriptTransform, the standard (Firefox, Safari, Chromium): used wherever it
+//               exists. rtpSender.transform / rtpReceiver.transform =
+//               new RTCRtpScriptTransform(worker, {role, label}). Create the RTCPeerConnection
+//               normally (WITHOUT encodedInsertableStreams).
+//   "streams" - Chromium's older createEncodedStreams(): only the fallback where the standard
+//               API is missing. The RTCPeerConnection MUST be created with
+//               {encodedInsertableStreams: true}, or createEncodedStreams() throws.
+// Attach BOTH transforms synchronously where the transceiver is created (right after
+// addTrack()/addTransceiver(), before createOffer), for senders and receivers alike:
+// Chromium 156 silently skips a receiver's script transform attached later (after the answer,
+// or in the "track" event of the SFU's pre-allocated recvonly slots), and frames then reach
+// the decoder without passing the transform. The session page also watches for that
+// (packets arriving but no frame seen by the transform) and silences such a slot.
 // Always build the configuration with peerConnectionConfig(base), which adds
 // encodedInsertableStreams only for the "streams" path:
 //
 //     const fc = new FrameCrypto();                       // throws if E2EE is impossible
 //     const pc = new RTCPeerConnection(peerConnectionConfig({iceServers}, fc.mode));
-//     fc.attachSender(pc.addTrack(track, stream));
-//     pc.ontrack = (e) => fc.attachReceiver(e.receiver, participantId);
+//     fc.attachSender(pc.addTransceiver(track, {direction: "sendonly"}).sender);
+//     const slot = pc.addTransceiver("audio", {direction: "recvonly"});
+//     fc.attachReceiver(slot.receiver, "slot-1");       // at once, not in ontrack
 //
 // Either way, frames are processed in one dedicated module Worker (sframe-worker.js); keys are
 // posted to it. There is NO unencrypted fallback: without either API, encodedTransformSupport()
@@ -41,10 +42,10 @@ function streamsSupported() {
   );
 }
 
-/** "streams" (createEncodedStreams), "script" (RTCRtpScriptTransform) or null. */
+/** "script" (RTCRtpScriptTransform, preferred), "streams" (createEncodedStreams) or null. */
 export function encodedTransformSupport() {
-  if (streamsSupported()) return "streams";
   if (scriptSupported()) return "script";
+  if (streamsSupported()) return "streams";
   return null;
 }
 

@@ -1,0 +1,81 @@
+// The people drawer's list: one <li data-participant> per person (present even while the
+// drawer is closed), with their colour, name, role and state badges, a volume slider for each
+// other voice, and whatever per-person actions the caller's role allows (host today; the
+// facilitator's lower-hand / mute / remove / ban in group meetings plug in via actionsFor).
+
+function badge(text, kind = "", icon = "") {
+  const b = document.createElement("span");
+  b.className = `badge ${kind}`.trim();
+  if (icon) {
+    const i = document.createElement("span");
+    i.className = `icon ${icon}`;
+    i.setAttribute("aria-hidden", "true");
+    b.append(i);
+  }
+  b.append(text);
+  return b;
+}
+
+/**
+ * @param {HTMLUListElement} list
+ * @param {Array<object>} people  {participant_id, display_name, color, room_role, muted, hand, self}
+ * @param {object} hooks
+ *   volumeOf(p) -> 0..150; onVolume(p, value); actionsFor(p) -> [{label, danger?, run}]
+ */
+export function renderPeople(list, people, { volumeOf, onVolume, actionsFor }) {
+  const focused = document.activeElement;
+  const focusKey = list.contains(focused) ? focused.dataset.key : null;
+  list.replaceChildren();
+  for (const p of people) {
+    const li = document.createElement("li");
+    li.dataset.participant = p.participant_id;
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    dot.setAttribute("aria-hidden", "true");
+    dot.style.setProperty("--avatar", p.color);
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = p.display_name;
+    const badges = document.createElement("span");
+    badges.className = "badges";
+    if (p.room_role === "host") badges.append(badge("host"));
+    if (p.hand) badges.append(badge("hand raised", "hand", "i-hand"));
+    if (p.muted) badges.append(badge("muted", "muted", "i-mic-off"));
+    const speaking = document.createElement("span");
+    speaking.className = "visually-hidden speaking-label";
+    li.append(dot, name, badges, speaking);
+    if (!p.self) {
+      const row = document.createElement("label");
+      row.className = "volume";
+      const text = document.createElement("span");
+      text.textContent = "Volume";
+      const volume = document.createElement("input");
+      volume.type = "range";
+      volume.min = "0";
+      volume.max = "150";
+      volume.value = String(volumeOf(p));
+      volume.dataset.key = `vol:${p.participant_id}`;
+      volume.setAttribute("aria-label", `Volume of ${p.display_name}`);
+      volume.addEventListener("input", () => onVolume(p, Number(volume.value)));
+      row.append(text, volume);
+      li.append(row);
+    }
+    const actions = actionsFor(p);
+    if (actions.length) {
+      const box = document.createElement("div");
+      box.className = "person-actions";
+      for (const a of actions) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = a.label;
+        b.dataset.key = `${a.id}:${p.participant_id}`;
+        if (a.danger) b.className = "danger";
+        b.addEventListener("click", a.run);
+        box.append(b);
+      }
+      li.append(box);
+    }
+    list.append(li);
+  }
+  if (focusKey) list.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
+}
