@@ -89,6 +89,9 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     vendor = node_modules_dir()
     if (vendor / "three").is_dir():
         app.router.add_static("/vendor/three/", vendor / "three", name="vendor-three")
+    if (vendor / "@tabler" / "icons" / "icons").is_dir():  # the scene's marks and VR controls
+        app.router.add_static("/vendor/tabler-icons/", vendor / "@tabler" / "icons" / "icons",
+                              name="vendor-tabler-icons")
     app.router.add_get("/ws/signal", _signal, name="signal")
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_voice_ctx)
