@@ -49,6 +49,7 @@ export function makeHeightField(def) {
       // the room's floor stands a step above the garden around it
       const out = Math.max(Math.abs(x - cx) - room.width / 2, Math.abs(z - cz) - room.depth / 2);
       h -= 0.35 * smoothstep(-0.2, 1.5, out);
+      if (out < 0.4) h = Math.min(h, -0.08); // never through the floorboards
     }
     return h;
   };

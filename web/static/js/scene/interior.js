@@ -8,6 +8,7 @@ import { mergeGeometries } from "three/addons/utils/BufferGeometryUtils.js";
 import { floorTexture } from "./textures.js";
 
 const WALL_THICKNESS = 0.22;
+const LAMP_HEIGHTS = { floor: 1.55, table: 0.75, pendant: 2.3 };
 
 function coloured(geometry, color, shade = () => 1) {
   const g = geometry.index ? geometry.toNonIndexed() : geometry;
@@ -162,9 +163,13 @@ export function buildInterior(def, uniforms, lowPower) {
   group.add(floor);
   if (room.rug) {
     const { radius, color, border_color: border } = room.rug;
-    const inner = coloured(new THREE.CircleGeometry(radius - 0.18, 48), new THREE.Color(color), (x, y) =>
-      0.94 + 0.06 * Math.cos(Math.hypot(x, y) * 7));
-    const edge = coloured(new THREE.RingGeometry(radius - 0.18, radius, 48, 1), new THREE.Color(border));
+    // woven rings, a darker band near the edge, and a border
+    const inner = coloured(new THREE.RingGeometry(0.001, radius - 0.2, 64, 24), new THREE.Color(color), (x, y) => {
+      const r = Math.hypot(x, y);
+      const band = r > radius - 0.75 && r < radius - 0.5 ? 0.82 : 1;
+      return (0.95 + 0.05 * Math.cos(r * 9)) * band;
+    });
+    const edge = coloured(new THREE.RingGeometry(radius - 0.2, radius, 64, 1), new THREE.Color(border));
     const rugGeo = mergeGeometries([inner, edge]);
     rugGeo.rotateX(-Math.PI / 2);
     rugGeo.translate(0, 0.012, 0);
@@ -184,7 +189,8 @@ function buildLamps(def, group) {
   const [cx, cz] = def.seating.center ?? [0, 0];
   const bodies = [], shades = [], lights = [];
   for (const lamp of def.lamps ?? []) {
-    const x = lamp.x - cx, z = lamp.z - cz, h = lamp.height;
+    const x = lamp.x - cx, z = lamp.z - cz;
+    const h = lamp.height ?? LAMP_HEIGHTS[lamp.kind] ?? 1.5; // the same defaults as catalog.py
     const parts = [];
     let shadeY = h;
     if (lamp.kind === "pendant") {
@@ -203,7 +209,7 @@ function buildLamps(def, group) {
     const shade = new THREE.CylinderGeometry(0.16, 0.25, 0.3, 24, 1, true);
     shade.translate(x, shadeY, z);
     shades.push(coloured(shade, new THREE.Color(lamp.color)));
-    const light = new THREE.PointLight(new THREE.Color(lamp.color), lamp.intensity, lamp.range, 1.6);
+    const light = new THREE.PointLight(new THREE.Color(lamp.color), lamp.intensity, lamp.range ?? 8, 1.6);
     light.position.set(x, shadeY - 0.05, z);
     light.name = `lamp:${lamp.kind}`;
     group.add(light);
