@@ -490,6 +490,7 @@ function setMuted(on) {
   const track = micStream?.getAudioTracks()[0];
   if (track) track.enabled = !on;
   $("mute").setAttribute("aria-pressed", String(on));
+  scene?.setSelfMuted?.(on); // the VR mute button shows it
   $("mute").firstChild.textContent = on ? "Unmute " : "Mute ";
   announce("room-status", on ? "You are muted." : "You are unmuted.");
   renderPeople();
@@ -683,6 +684,8 @@ $("resume-audio").addEventListener("click", async () => {
 });
 
 $("mute").addEventListener("click", () => setMuted(!state.muted));
+// the mute button in VR (a controller's select on it): the same as M
+$("scene").addEventListener("haven:xr-toggle-mute", () => setMuted(!state.muted));
 $("spatial").addEventListener("click", () => {
   const on = $("spatial").getAttribute("aria-pressed") !== "true";
   $("spatial").setAttribute("aria-pressed", String(on));

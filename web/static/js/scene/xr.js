@@ -250,10 +250,11 @@ export class SeatedXR {
   /** Figures for tests: what the XR camera shows and where it is. */
   state() {
     const xrCamera = this.renderer.xr.getCamera();
-    const head = new THREE.Vector3();
-    xrCamera.getWorldPosition(head);
-    const forward = new THREE.Vector3(0, 0, -1).applyQuaternion(xrCamera.getWorldQuaternion(new THREE.Quaternion()));
-    const up = new THREE.Vector3(0, 1, 0).applyQuaternion(xrCamera.getWorldQuaternion(new THREE.Quaternion()));
+    // three copies the headset's pose into the page's camera (a child of the rig) each frame
+    const head = this.camera.getWorldPosition(new THREE.Vector3());
+    const turn = this.camera.getWorldQuaternion(new THREE.Quaternion());
+    const forward = new THREE.Vector3(0, 0, -1).applyQuaternion(turn);
+    const up = new THREE.Vector3(0, 1, 0).applyQuaternion(turn);
     return {
       presenting: !!this.session,
       views: xrCamera.cameras?.length ?? 0,
