@@ -207,3 +207,95 @@ def test_vr_on_the_preview_page(xr_page, chromium):
     assert math.hypot(camera[0] - seat.x, camera[2] - seat.z) < 0.05
     assert camera[3] > 0
     assert page.errors == []
+
+
+# --- in a room ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mic_browser(tmp_path_factory):
+    """Chromium with a fake microphone (a quiet tone), as a person joining a room has."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS
+    from tests.voice_support import tone, write_wav
+
+    wav = write_wav(tmp_path_factory.mktemp("vr-mic") / "tone.wav", tone(440.0, 10))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            *LAUNCH_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}",
+            # the live server offers loopback ICE candidates only (as the voice tests do)
+            "--allow-loopback-in-peer-connection"])
+        yield browser
+        browser.close()
+
+
+def room_links(live_server, room: str, count: int) -> list[str]:
+    r = live_server.haven("invite", "--data-dir", str(live_server.data_dir), "--room", room,
+                          "--count", str(count))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def join_room(browser, url: str, name: str, *, emulate: bool):
+    context = browser.new_context(viewport=VIEWPORT)
+    if emulate:
+        context.add_init_script(iwer_script())
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("html[data-session-state='lobby']", state="attached", timeout=60_000)
+    page.fill("#display-name", name)
+    page.click("#join")
+    page.wait_for_selector("html[data-session-state='in-room']", state="attached", timeout=60_000)
+    page.errors = errors
+    return context, page
+
+
+def test_vr_in_a_room_mutes_with_a_controller(mic_browser, live_server):
+    plain_url = room_links(live_server, "no-vr-room", 1)[0]
+    vr_url = room_links(live_server, "vr-room", 1)[0]
+
+    # no immersive runtime: no "Enter VR", in the lobby or the room
+    context, page = join_room(mic_browser, plain_url, "Robin", emulate=False)
+    poll(page, "() => !!document.getElementById('scene').havenScene", 60)
+    page.wait_for_timeout(500)
+    assert page.is_hidden("#enter-vr")
+    context.close()
+
+    context, page = join_room(mic_browser, vr_url, "Sam", emulate=True)
+    try:
+        poll(page, "() => !!document.getElementById('scene').havenScene", 60)
+        page.wait_for_selector("#enter-vr", state="visible", timeout=30_000)
+        assert page.get_attribute("#mute", "aria-pressed") == "false"
+        page.click("#enter-vr")
+        poll(page, PRESENTING, 60)
+        page.evaluate(COUNT_XR_FRAMES)
+        wait_xr_frames(page, 3)
+
+        # seated where the room put this person
+        scene = page.evaluate("""() => { const s = document.getElementById('scene').havenScene;
+            return {seat: s.seats[s.viewerSeat], eye: s.definition.seating.eye_height}; }""")
+        state = page.evaluate(XR_STATE)
+        assert math.hypot(state["head"][0] - scene["seat"]["x"], state["head"][2] - scene["seat"]["z"]) < 0.05
+        assert abs(state["head"][1] - scene["eye"]) < 0.15
+        assert state["views"] == 2
+
+        # the mute button in VR mutes, as the M key does, and shows it
+        aim_and_select(page)
+        poll(page, "() => document.getElementById('mute').getAttribute('aria-pressed') === 'true'", 30)
+        assert page.evaluate(XR_STATE)["muted"] is True
+        aim_and_select(page)
+        poll(page, "() => document.getElementById('mute').getAttribute('aria-pressed') === 'false'", 30)
+        assert page.evaluate(XR_STATE)["muted"] is False
+
+        page.evaluate("() => document.getElementById('scene').havenScene.exitVR()")
+        poll(page, NOT_PRESENTING, 60)
+        assert page.evaluate("() => document.querySelector('#scene canvas') !== null")
+        state = page.evaluate("document.documentElement.dataset.sessionState")
+        assert state == "in-room", page.text_content("#ended-reason")
+        assert page.errors == []
+    finally:
+        context.close()
