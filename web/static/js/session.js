@@ -394,6 +394,7 @@ function connect() {
     socket.send(JSON.stringify(join));
   });
   socket.addEventListener("message", (event) => {
+    if (socket !== ws) return; // a replaced connection: its "ended: replaced" is not for us
     let msg;
     try {
       msg = JSON.parse(event.data);
@@ -410,6 +411,9 @@ function connect() {
 
 function scheduleReconnect() {
   teardownMedia();
+  const stale = ws;
+  ws = null; // (its close and messages are ignored from here on)
+  try { stale?.close(); } catch { /* already closed */ }
   state.phase = "reconnecting";
   const delay = Math.min(10000, 500 * 2 ** state.reconnects++);
   announce(state.participantId ? "room-status" : "lobby-status", "Connection lost. Reconnecting…");
