@@ -143,7 +143,8 @@ export class AvatarLayer {
       loadIcon(file).then((img) => {
         this.icons[name] = img;
         this.drawIcon(name);
-        this.onChange?.();
+        // redraw only if a mark is showing (a stilled scene must not render for nothing)
+        if ([...this.people.values()].some((p) => p.muted || p.hand)) this.onChange?.();
       });
       this.drawIcon(name);
     }
