@@ -131,7 +131,11 @@ def test_a_third_environment_is_only_data():
     (lambda d: d.update(format=2), "format"),
 ])
 def test_bad_definitions_are_refused_with_the_field(mutate, field):
-    data = raw("beach")
+    assert_refused("beach", mutate, field)
+
+
+def assert_refused(env_id, mutate, field):
+    data = raw(env_id)
     mutate(data)
     with pytest.raises(DefinitionError) as info:
         load_definition(data)
@@ -153,11 +157,7 @@ ROOM_MUTATIONS = [
 
 @pytest.mark.parametrize("mutate, field", ROOM_MUTATIONS)
 def test_bad_rooms_are_refused_with_the_field(mutate, field):
-    data = raw("quiet-room")
-    mutate(data)
-    with pytest.raises(DefinitionError) as info:
-        load_definition(data)
-    assert info.value.field == field
+    assert_refused("quiet-room", mutate, field)
 
 
 @settings(max_examples=80, deadline=None)

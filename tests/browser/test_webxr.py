@@ -15,6 +15,7 @@ import pytest
 
 from environments import catalog
 from tests.browser.chromium import ROOT, screenshot_pixels
+from tests.browser.test_session_page import invite  # links from `haven invite`
 
 pytestmark = pytest.mark.browser
 
@@ -74,14 +75,14 @@ COUNT_XR_FRAMES = """() => {
 
 def aim_and_select(page, controller="right"):
     """Point a controller straight at the in-VR mute button and pull its trigger."""
-    page.evaluate("""async (hand) => {
+    page.evaluate("""async ([hand, headY]) => {
       const { XR_MUTE_CONTROL } = await import('/static/js/scene/xr.js');
       const [x, y, z] = XR_MUTE_CONTROL.position;
       const c = window.__xrDevice.controllers[hand];
       // the 'local' space starts at the head: rig space + the head's global position
-      c.position.set(x, y + %f, z + 0.35);
+      c.position.set(x, y + headY, z + 0.35);
       c.quaternion.set(0, 0, 0, 1); // pointing along -z, through the button
-    }""" % HEAD[1], controller)
+    }""", [controller, HEAD[1]])
     wait_xr_frames(page, 2)
     page.evaluate("(hand) => window.__xrDevice.controllers[hand].updateButtonValue('trigger', 1)", controller)
     wait_xr_frames(page, 2)
@@ -231,13 +232,6 @@ def mic_browser(tmp_path_factory):
         browser.close()
 
 
-def room_links(live_server, room: str, count: int) -> list[str]:
-    r = live_server.haven("invite", "--data-dir", str(live_server.data_dir), "--room", room,
-                          "--count", str(count))
-    assert r.returncode == 0, r.stderr
-    return r.stdout.split()
-
-
 def join_room(browser, url: str, name: str, *, emulate: bool):
     context = browser.new_context(viewport=VIEWPORT)
     if emulate:
@@ -255,8 +249,8 @@ def join_room(browser, url: str, name: str, *, emulate: bool):
 
 
 def test_vr_in_a_room_mutes_with_a_controller(mic_browser, live_server):
-    plain_url = room_links(live_server, "no-vr-room", 1)[0]
-    vr_url = room_links(live_server, "vr-room", 1)[0]
+    plain_url = invite(live_server, "no-vr-room", 1)[0]
+    vr_url = invite(live_server, "vr-room", 1)[0]
 
     # no immersive runtime: no "Enter VR", in the lobby or the room
     context, page = join_room(mic_browser, plain_url, "Robin", emulate=False)
