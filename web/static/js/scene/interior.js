@@ -166,8 +166,8 @@ export function buildInterior(def, uniforms, lowPower) {
     // woven rings, a darker band near the edge, and a border
     const inner = coloured(new THREE.RingGeometry(0.001, radius - 0.2, 64, 24), new THREE.Color(color), (x, y) => {
       const r = Math.hypot(x, y);
-      const band = r > radius - 0.75 && r < radius - 0.5 ? 0.82 : 1;
-      return (0.95 + 0.05 * Math.cos(r * 9)) * band;
+      const band = (r > radius - 0.75 && r < radius - 0.5) || (r > 1.1 && r < 1.25) ? 0.78 : 1;
+      return (0.975 + 0.025 * Math.cos(r * 40)) * band;
     });
     const edge = coloured(new THREE.RingGeometry(radius - 0.2, radius, 64, 1), new THREE.Color(border));
     const rugGeo = mergeGeometries([inner, edge]);

@@ -285,7 +285,7 @@ export function createScene(container, definition, options = {}) {
     rig.rotation.set(0, seat.yaw, 0);
     const r = Math.hypot(seat.x - (def.seating.center?.[0] ?? 0), seat.z - (def.seating.center?.[1] ?? 0));
     camera.position.set(0, def.seating.eye_height, 0);
-    camera.rotation.set(-Math.atan2(def.seating.eye_height - 0.75, Math.max(r, 0.5)) * 0.8, 0, 0);
+    camera.rotation.set(-Math.atan2(def.seating.eye_height - 0.75, Math.max(r, 0.5)) * 0.55, 0, 0);
   }
 
   function refreshShadows() {
