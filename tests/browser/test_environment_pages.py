@@ -72,7 +72,7 @@ def rendered(chromium, live_server):
             page.on("console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda x, e=errors: e.append(str(x)))
             page.goto(f"{live_server.base_url}/environments/{env_id}?autolowpower=off&seats=8&avatars=3&still=1")
-            page.wait_for_selector("html[data-scene-state=ready]", state="attached", timeout=30_000)
+            page.wait_for_selector("html[data-scene-state=ready]", state="attached", timeout=120_000)
             wait_settled(page)  # stilled: one finished frame (and cheap to screenshot)
             path = SCREENSHOT_DIR / f"{env_id}.png" if write_screenshots() else None
             if path:
