@@ -214,22 +214,20 @@ def test_vr_on_the_preview_page(xr_page, chromium):
 
 
 @pytest.fixture(scope="module")
-def mic_browser(tmp_path_factory):
-    """Chromium with a fake microphone (a quiet tone), as a person joining a room has."""
-    from playwright.sync_api import sync_playwright
-
+def mic_browser(chromium, tmp_path_factory):
+    """Chromium with a fake microphone (a quiet tone), as a person joining a room has
+    (launched through the module's Playwright: one sync instance per thread)."""
     from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS
     from tests.voice_support import tone, write_wav
 
     wav = write_wav(tmp_path_factory.mktemp("vr-mic") / "tone.wav", tone(440.0, 10))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            *LAUNCH_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-            # the live server offers loopback ICE candidates only (as the voice tests do)
-            "--allow-loopback-in-peer-connection"])
-        yield browser
-        browser.close()
+    browser = chromium.browser_type.launch(executable_path=CHROMIUM, headless=True, args=[
+        *LAUNCH_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        # the live server offers loopback ICE candidates only (as the voice tests do)
+        "--allow-loopback-in-peer-connection"])
+    yield browser
+    browser.close()
 
 
 def join_room(browser, url: str, name: str, *, emulate: bool):
