@@ -6,9 +6,12 @@ Starts ``haven serve --demo`` on a free loopback port, opens each environment's 
 in the system Chromium (software WebGL through SwiftShader unless you pass --gpu), and calls
 the scene's own ``bench(frames)``: it renders frames back to back, reading one pixel after
 each so the figure includes the GPU work, and reports the median and 95th percentile frame
-time with ``renderer.info`` draw calls and triangles. Full quality and low-power mode are both
-measured, with a full circle (12 seats, 11 glowing avatars) as the worst case. It also saves
-docs/screenshots/<id>.png (full quality, 6 seats, 3 avatars) for the README.
+time with ``renderer.info`` draw calls and triangles (every pass of a frame: the shadow map,
+the sea's mirror and the view) and the texture memory the scene holds (textures and render
+targets, estimated from their sizes and formats). Full quality and low-power mode are both
+measured, with a full circle (16 seats, 15 glowing avatars, muted marks, raised hands and the
+talking piece) as the worst case. It also saves docs/screenshots/<id>.png (full quality,
+8 seats, 3 avatars) for the README.
 """
 
 from __future__ import annotations
@@ -33,9 +36,8 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 def wait_ready(page):
     page.wait_for_selector("html[data-scene-state=ready]", state="attached", timeout=60_000)
-    start = page.evaluate("() => window.havenScene.renderer.info.render.frame")
-    for _ in range(300):
-        if page.evaluate("() => window.havenScene.renderer.info.render.frame") >= start + 3:
+    for _ in range(600):  # the first frame drawn
+        if page.evaluate("() => window.havenScene.renderer.info.render.frame") >= 1:
             return
         page.wait_for_timeout(100)
 
@@ -46,10 +48,15 @@ def measure(browser, base_url, env_id, *, low_power, frames):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     flags = "lowpower=1" if low_power else "lowpower=0"
-    page.goto(f"{base_url}/environments/{env_id}?{flags}&autolowpower=off&seats=12&avatars=11")
+    page.goto(f"{base_url}/environments/{env_id}?{flags}&autolowpower=off&seats=16&avatars=15")
     wait_ready(page)
-    page.evaluate("() => { for (let i = 1; i < 12; i++) window.havenScene.setSeatHighlight(i, 0.6); }")
-    page.evaluate("(n) => window.havenScene.bench(n)", 10)  # warm up (shader compiles)
+    page.evaluate("""() => { const s = window.havenScene;
+        for (let i = 1; i < 16; i++) {
+          s.setSeatHighlight(i, 0.6);
+          s.setAvatarState(i, {muted: i % 4 === 0, hand: i % 5 === 0});
+        }
+        s.setTalkingPiece(2); }""")
+    page.evaluate("(n) => window.havenScene.bench(n)", 3)  # warm up (shader compiles)
     result = page.evaluate("(n) => window.havenScene.bench(n)", frames)
     result["errors"] = errors
     page.close()
@@ -58,11 +65,11 @@ def measure(browser, base_url, env_id, *, low_power, frames):
 
 def screenshot(browser, base_url, env_id):
     page = browser.new_page(viewport=VIEWPORT)
-    page.goto(f"{base_url}/environments/{env_id}?autolowpower=off&seats=8&avatars=3")
+    page.goto(f"{base_url}/environments/{env_id}?autolowpower=off&seats=8&avatars=3&still=1")
     wait_ready(page)
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{env_id}.png"
-    page.locator("#scene").screenshot(path=str(path))
+    page.screenshot(path=str(path), clip=page.locator("#scene").bounding_box(), timeout=120_000)
     page.close()
     return path
 
@@ -103,11 +110,13 @@ def main(argv=None) -> int:
     print(f"\nScene benchmark, {date.today().isoformat()}, Chromium headless, WebGL renderer: {gl}")
     print(f"CPU: {platform.processor() or platform.machine()}, frames per run: {args.frames}, "
           f"viewport {VIEWPORT['width']}x{VIEWPORT['height']}\n")
-    print("| environment | mode | canvas | draw calls | triangles | median ms | p95 ms |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| environment | mode | canvas | draw calls | triangles | texture memory | median ms | p95 ms |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
+        mem = f"{r['textureMemoryBytes'] / 2**20:.1f} MiB ({r['textureBytes'] / 2**20:.1f} + " \
+              f"{r['renderTargetBytes'] / 2**20:.1f} targets)"
         print(f"| {r['environment']} | {r['mode']} | {r['width']}x{r['height']} | {r['drawCalls']} "
-              f"| {r['triangles']} | {r['medianMs']:.1f} | {r['p95Ms']:.1f} |")
+              f"| {r['triangles']} | {mem} | {r['medianMs']:.1f} | {r['p95Ms']:.1f} |")
     failures = [r for r in rows if r["errors"] or r["drawCalls"] >= 100]
     for r in failures:
         print(f"problem in {r['environment']} ({r['mode']}): {r['errors'] or 'too many draw calls'}")

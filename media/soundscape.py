@@ -27,7 +27,7 @@ import numpy as np
 
 SYNTH_VERSION = 1
 OPUS_FRAME = 960  # 20 ms at 48 kHz
-LAYER_KINDS = ("surf", "wind", "leaves", "birds", "stream")
+LAYER_KINDS = ("surf", "wind", "leaves", "birds", "stream", "rain")
 SAMPLE_RATES = (48000,)
 PEAK = 0.5  # -6 dBFS: calm, with headroom for the codec
 
@@ -45,6 +45,8 @@ class Layer:
     * ``leaves``: rustling leaves, gusting with the same rhythm.
     * ``birds``: sparse calls, on average one every ``period_s``.
     * ``stream``: a gentle babbling brook (steady, bright).
+    * ``rain``: soft rain heard from indoors: a steady patter that swells every ``period_s``
+      or so, with sparse drops on the window.
     ``brightness`` (0..1) tilts the sound from dull to bright; ``gain`` is linear (0..1).
     """
 
@@ -266,6 +268,25 @@ def _stream(layer: Layer, rng, n: int, sr: int, ch: int) -> np.ndarray:
     return water * (0.5 + 0.5 * burble) * _pan(ch, layer.pan)[:, None]
 
 
+def _rain(layer: Layer, rng, n: int, sr: int, ch: int) -> np.ndarray:
+    swell = _lfo(rng, n, n / sr / layer.period_s)
+    patter = _stereo(rng, n, sr, _bandpass(300, 2500 + 5000 * layer.brightness, -0.6), ch, 0.9)
+    drops = np.zeros((ch, n))
+    count = int(n / sr * 6)
+    ring = np.arange(int(0.012 * sr))
+    for start in rng.integers(0, n, count):
+        f = rng.uniform(1800, 4200 + 2000 * layer.brightness)
+        tick = np.sin(2 * np.pi * f * ring / sr) * np.exp(-ring / (0.0025 * sr))
+        tick *= rng.uniform(0.05, 0.3)
+        idx = (start + ring) % n
+        gains = _pan(ch, float(rng.uniform(-0.8, 0.8)))
+        for c in range(ch):
+            np.add.at(drops[c], idx, tick * gains[c])
+    scale = np.sqrt(np.mean(patter * patter)) or 1.0
+    out = patter * (0.75 + 0.25 * swell) + drops * scale * 6.0
+    return out * _pan(ch, layer.pan)[:, None]
+
+
 def _chirp(rng, sr: int) -> np.ndarray:
     """One bird call (a short phrase of notes), as mono samples."""
     kind = rng.integers(0, 3)
@@ -306,7 +327,8 @@ def _birds(layer: Layer, rng, n: int, sr: int, ch: int) -> np.ndarray:
     return out * 2.0
 
 
-SYNTHS = {"surf": _surf, "wind": _wind, "leaves": _leaves, "birds": _birds, "stream": _stream}
+SYNTHS = {"surf": _surf, "wind": _wind, "leaves": _leaves, "birds": _birds, "stream": _stream,
+          "rain": _rain}
 
 
 def synthesize(recipe: SoundscapeRecipe) -> np.ndarray:

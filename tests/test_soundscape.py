@@ -26,6 +26,7 @@ SHORT = SoundscapeRecipe.from_dict({"seed": 7, "duration_s": 6, "layers": [
     {"kind": "leaves", "gain": 0.3, "period_s": 2},
     {"kind": "birds", "gain": 0.2, "period_s": 1},
     {"kind": "stream", "gain": 0.1},
+    {"kind": "rain", "gain": 0.3, "period_s": 2},
 ]})
 
 
@@ -68,7 +69,20 @@ def test_synthesis_is_deterministic_periodic_and_calm():
     assert np.all(seam <= np.percentile(steps, 99.9, axis=1))
 
 
-@pytest.mark.parametrize("env_id", ["beach", "forest"])
+def test_rain_is_a_soft_patter_with_drops_and_loops_seamlessly():
+    rain = synthesize(SoundscapeRecipe.from_dict({"seed": 5, "duration_s": 6, "layers": [
+        {"kind": "rain", "gain": 0.8, "period_s": 3, "brightness": 0.35}]}))
+    spectrum = np.abs(np.fft.rfft(rain[0].astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(rain.shape[1], 1 / 48000)
+    band = spectrum[(freqs > 250) & (freqs < 9000)].sum() / spectrum.sum()
+    assert band > 0.8, band  # a patter, not a rumble or a hiss
+    # the drops: short peaks well above the steady patter
+    env = np.abs(rain[0])
+    assert np.percentile(env, 99.99) > 3 * np.percentile(env, 50)
+    assert abs(rain[0, 0] - rain[0, -1]) <= np.percentile(np.abs(np.diff(rain[0])), 99.9)
+
+
+@pytest.mark.parametrize("env_id", [e.id for e in catalog.all_environments()])
 def test_environment_soundscape_encodes_and_decodes(tmp_path, env_id):
     recipe = catalog.get_environment(env_id).soundscape
     started = time.perf_counter()

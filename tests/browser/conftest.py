@@ -50,7 +50,7 @@ def open_page(chromium, live_server):
         page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
         page.goto(live_server.base_url + path)
         if wait:
-            page.wait_for_selector("html[data-scene-state]", state="attached", timeout=30_000)
+            page.wait_for_selector("html[data-scene-state]", state="attached", timeout=120_000)
         return OpenedPage(page, errors)
 
     yield opener

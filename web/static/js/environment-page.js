@@ -7,7 +7,8 @@ import { paintFallback } from "./scene/fallback.js";
 import { SoundscapePlayer } from "./scene/soundscape.js";
 
 const AVATAR_COLOURS = ["#f2b8a2", "#a8d5c9", "#c7b8ea", "#f5d98e", "#9fc4e8", "#e8a9c4",
-  "#b9dc9a", "#f0c29a", "#a9b8e0", "#d9c2a0", "#9ed6e0"];
+  "#b9dc9a", "#f0c29a", "#a9b8e0", "#d9c2a0", "#9ed6e0", "#e6b3a8", "#b4d1e8", "#d4c6ef",
+  "#c9e0b0"];
 const STILL_KEY = "haven.stillScene";
 const LOW_POWER_KEY = "haven.lowPower";
 
@@ -63,11 +64,16 @@ const has3d = webglAvailable();
 
 if (has3d) {
   scene = createScene(container, definition, {
-    seatCount: Math.min(12, Math.max(1, Number(params.get("seats")) || 6)),
+    seatCount: Math.min(16, Math.max(1, Number(params.get("seats")) || 6)),
+    vrButton, // the scene shows it only where immersive VR is supported
     reducedMotion: still,
     lowPower,
     autoLowPower: params.get("autolowpower") !== "off" && stored(LOW_POWER_KEY) === null,
     frameBudgetMs: Number(params.get("frame-budget")) || 33,
+    onXRChange(presenting) {
+      announce(presenting ? "Entered VR. Take off the headset or press its menu button to leave."
+        : "Left VR.");
+    },
     onLowPowerChange(on, reason) {
       lowPower = on;
       setPressed(lowPowerButton, on);
@@ -84,9 +90,6 @@ if (has3d) {
   if (avatars) scene.setSeatHighlight(1, 0.8);
   window.havenScene = scene;
   document.documentElement.dataset.sceneState = "ready";
-  scene.xrSupported().then((ok) => {
-    vrButton.hidden = !ok;
-  });
 } else {
   const canvas = document.createElement("canvas");
   canvas.className = "scene-fallback-canvas";
@@ -156,7 +159,6 @@ volume.addEventListener("input", () => {
 vrButton.addEventListener("click", async () => {
   try {
     await scene.enterVR();
-    announce("Entered VR. Take off the headset or press its menu button to leave.");
   } catch (err) {
     announce(`Could not enter VR: ${err.message}`);
   }

@@ -23,9 +23,10 @@ export class Toasts {
     this.history.push({ text, assertive, at: Date.now() });
     if (this.history.length > 50) this.history.shift();
     const region = assertive ? this.assertive : this.polite;
-    // Clear first so the same sentence twice is announced twice.
+    // Clear first so the same sentence twice is announced twice. A timer, not a frame callback:
+    // on a slow device a 3D frame can take seconds, and the announcement must not wait for it.
     region.textContent = "";
-    requestAnimationFrame(() => { region.textContent = text; });
+    setTimeout(() => { region.textContent = text; }, 50);
     const toast = document.createElement("div");
     toast.className = assertive ? "toast assertive" : "toast";
     toast.textContent = text;

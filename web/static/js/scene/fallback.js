@@ -13,6 +13,67 @@ function mix(a, b, t) {
   return `rgb(${x.map((v, i) => Math.round(v + (y[i] - v) * t)).join(",")})`;
 }
 
+/** A room seen from a seat: the far wall with its window onto the sky and the garden, the
+ * floor, the rug, soft pools of lamplight. */
+function paintRoom(ctx, def, w, h) {
+  const room = def.interior;
+  const floorY = h * 0.56;
+  const wall = ctx.createLinearGradient(0, 0, 0, floorY);
+  wall.addColorStop(0, mix(room.ceiling_color, room.wall_color, 0.5));
+  wall.addColorStop(1, mix(room.wall_color, "#000000", 0.12));
+  ctx.fillStyle = wall;
+  ctx.fillRect(0, 0, w, floorY);
+  const north = room.windows.find((win) => win.wall === "north") ?? room.windows[0];
+  if (north) {
+    const scale = w / room.width;
+    const ww = north.width * scale * 0.75, wh = north.height * (floorY / room.height) * 0.95;
+    const x0 = w / 2 + north.offset * scale * 0.75 - ww / 2;
+    const y0 = floorY - (north.sill / room.height) * floorY - wh;
+    const view = ctx.createLinearGradient(0, y0, 0, y0 + wh);
+    view.addColorStop(0, def.sky.zenith);
+    view.addColorStop(0.62, def.sky.horizon);
+    view.addColorStop(0.63, def.terrain.color);
+    view.addColorStop(1, mix(def.terrain.color, "#000000", 0.2));
+    ctx.fillStyle = view;
+    ctx.fillRect(x0, y0, ww, wh);
+    ctx.strokeStyle = room.trim_color ?? room.wall_color;
+    ctx.lineWidth = Math.max(3, w / 200);
+    ctx.strokeRect(x0, y0, ww, wh);
+    ctx.beginPath();
+    const panes = Math.max(1, Math.round(north.width / 1.1));
+    for (let i = 1; i < panes; i++) {
+      ctx.moveTo(x0 + (ww * i) / panes, y0);
+      ctx.lineTo(x0 + (ww * i) / panes, y0 + wh);
+    }
+    ctx.moveTo(x0, y0 + wh * 0.38);
+    ctx.lineTo(x0 + ww, y0 + wh * 0.38);
+    ctx.stroke();
+  }
+  const floor = ctx.createLinearGradient(0, floorY, 0, h);
+  floor.addColorStop(0, mix(room.floor_color, "#000000", 0.2));
+  floor.addColorStop(1, room.floor_color);
+  ctx.fillStyle = floor;
+  ctx.fillRect(0, floorY, w, h - floorY);
+  if (room.rug) {
+    ctx.fillStyle = room.rug.border_color;
+    ctx.beginPath();
+    ctx.ellipse(w / 2, h * 0.86, w * 0.5, h * 0.26, 0, 0, Math.PI * 2);
+    ctx.fill();
+    ctx.fillStyle = room.rug.color;
+    ctx.beginPath();
+    ctx.ellipse(w / 2, h * 0.86, w * 0.47, h * 0.24, 0, 0, Math.PI * 2);
+    ctx.fill();
+  }
+  for (const lamp of def.lamps ?? []) {
+    const x = w / 2 + (lamp.x / room.width) * w * 0.9;
+    const glow = ctx.createRadialGradient(x, h * 0.3, 0, x, h * 0.3, h * 0.4);
+    glow.addColorStop(0, `${lamp.color}cc`);
+    glow.addColorStop(1, `${lamp.color}00`);
+    ctx.fillStyle = glow;
+    ctx.fillRect(0, 0, w, h);
+  }
+}
+
 /** Paint `definition` onto a 2D canvas (sized to its container). Returns the canvas. */
 export function paintFallback(canvas, definition) {
   const def = definition;
@@ -20,6 +81,10 @@ export function paintFallback(canvas, definition) {
   const w = (canvas.width = Math.max(320, Math.round(rect?.width || 960)));
   const h = (canvas.height = Math.max(180, Math.round(rect?.height || 540)));
   const ctx = canvas.getContext("2d");
+  if (def.interior) {
+    paintRoom(ctx, def, w, h);
+    return canvas;
+  }
   const horizonY = h * 0.45;
 
   const sky = ctx.createLinearGradient(0, 0, 0, horizonY);

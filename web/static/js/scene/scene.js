@@ -4,23 +4,30 @@
 //   const scene = createScene(container, definition, {seatCount: 6});
 //   scene.seats                 // [{index, x, y, z, yaw}] (y = seated ear height)
 //   scene.placeAvatar(2, {color: "#e8a", label: "Sam"}); scene.setSeatHighlight(2, 0.8);
+//   scene.setAvatarState(2, {muted: true, hand: true}); scene.setTalkingPiece(2);
 //   scene.setReducedMotion(true); scene.setLowPower(true); scene.setEnvironment(otherDef);
+//   await scene.enterVR(); scene.setSelfMuted(true); // VR: see xr.js
 //   scene.dispose();
 
 import * as THREE from "three";
 import {
-  radialTexture,
-  buildClouds, buildMotes, buildProps, buildShafts, buildSky, buildTerrain, buildWater,
-  makeHeightField, sunDirection,
+  bakeSky, buildClouds, buildGroundCover, buildInterior, buildMotes, buildProps, buildShafts,
+  buildSky, buildTerrain, buildWater, makeHeightField, sunDirection,
 } from "./builders.js";
-import { seatPositions } from "./seats.js";
+import { AvatarLayer } from "./avatars.js";
+import { SeatedXR } from "./xr.js";
+import { renderTargetBytes, textureBytes } from "./textures.js";
+import { MAX_PEOPLE, seatPositions } from "./seats.js";
 
 export { seatPositions } from "./seats.js";
 export { placeProps } from "./builders.js";
+export { SNAP_TURN_DEG, TOGGLE_MUTE_EVENT, XR_MUTE_CONTROL } from "./xr.js";
 
 const DEFAULT_FRAME_BUDGET_MS = 33;
 const MONITOR_MS = 2000;
 const LOW_POWER_PROP_FRACTION = 0.5;
+const LABEL_CSS_PX = 26; // a name label's height on screen: its text is about 14 px
+const LABEL_CSS_PX_SMALL = 23; // on a phone: text stays above 12 px
 
 /** True when this browser can give three.js a WebGL2 context. */
 export function webglAvailable() {
@@ -40,6 +47,15 @@ export function prefersReducedMotion() {
   return typeof matchMedia === "function" && matchMedia("(prefers-reduced-motion: reduce)").matches;
 }
 
+/** Whether this browser offers immersive VR (a headset, or an emulated one). */
+export async function immersiveVrSupported() {
+  try {
+    return !!(navigator.xr && await navigator.xr.isSessionSupported("immersive-vr"));
+  } catch {
+    return false;
+  }
+}
+
 function median(values) {
   if (!values.length) return 0;
   const s = [...values].sort((a, b) => a - b);
@@ -52,16 +68,35 @@ function percentile(values, p) {
   return s[Math.min(s.length - 1, Math.floor(s.length * p))];
 }
 
+function materialsOf(o) {
+  return Array.isArray(o.material) ? o.material : o.material ? [o.material] : [];
+}
+
+function texturesOf(material) {
+  const found = [];
+  for (const value of Object.values(material)) if (value?.isTexture) found.push(value);
+  for (const u of Object.values(material.uniforms ?? {})) if (u?.value?.isTexture) found.push(u.value);
+  return found;
+}
+
 function disposeTree(root) {
   root.traverse((o) => {
     o.geometry?.dispose();
-    const mats = Array.isArray(o.material) ? o.material : o.material ? [o.material] : [];
-    for (const m of mats) {
-      m.map?.dispose();
+    for (const m of materialsOf(o)) {
+      for (const t of texturesOf(m)) if (!t.isRenderTargetTexture) t.dispose();
       m.dispose();
     }
     if (o.isInstancedMesh) o.dispose();
   });
+}
+
+function cushionGeometry() {
+  const profile = [[0, 0.01], [0.3, 0.01], [0.37, 0.04], [0.395, 0.085], [0.37, 0.13], [0.29, 0.16],
+    [0.15, 0.175], [0, 0.178]].map(([r, y]) => new THREE.Vector2(r, y));
+  const g = new THREE.LatheGeometry(profile, 28);
+  g.deleteAttribute("uv");
+  g.computeVertexNormals();
+  return g;
 }
 
 /**
@@ -69,13 +104,15 @@ function disposeTree(root) {
  * @param {HTMLElement} container  the canvas is appended here and follows its size
  * @param {object} definition      an environment definition (GET /api/environments/{id})
  * @param {object} [options]
- * @param {number} [options.seatCount=6]      how many seats in the circle (1..12)
+ * @param {number} [options.seatCount=6]      how many seats in the circle (1..16)
  * @param {number} [options.viewerSeat=0]     the seat the camera sits in
  * @param {boolean} [options.reducedMotion]   start stilled (default: prefers-reduced-motion)
  * @param {boolean} [options.lowPower=false]  start in low-power mode
  * @param {boolean} [options.autoLowPower=true] switch to low power when frames are slow
  * @param {number} [options.frameBudgetMs=33] median frame time above which auto switches
+ * @param {HTMLElement} [options.vrButton]    shown only where immersive VR is supported
  * @param {(on: boolean, reason: "auto"|"user") => void} [options.onLowPowerChange]
+ * @param {(presenting: boolean) => void} [options.onXRChange]
  */
 export function createScene(container, definition, options = {}) {
   const opts = {
@@ -85,7 +122,8 @@ export function createScene(container, definition, options = {}) {
   let def = definition;
   let reducedMotion = !!opts.reducedMotion;
   let lowPower = !!opts.lowPower;
-  let seatCount = Math.min(opts.seatCount, def.seating.max_people ?? 12);
+  const maxPeople = () => def.seating.max_people ?? MAX_PEOPLE;
+  let seatCount = Math.min(Math.max(1, opts.seatCount | 0), maxPeople());
   let viewerSeat = opts.viewerSeat;
   let disposed = false;
 
@@ -93,6 +131,8 @@ export function createScene(container, definition, options = {}) {
   renderer.outputColorSpace = THREE.SRGBColorSpace;
   renderer.toneMapping = THREE.NeutralToneMapping;
   renderer.shadowMap.type = THREE.PCFShadowMap;
+  renderer.shadowMap.enabled = true;
+  renderer.info.autoReset = false; // counted per frame by draw(), mirror and shadow passes included
   renderer.xr.enabled = true;
   const canvas = renderer.domElement;
   canvas.classList.add("scene-canvas");
@@ -100,23 +140,24 @@ export function createScene(container, definition, options = {}) {
   container.appendChild(canvas);
 
   const scene = new THREE.Scene();
-  const camera = new THREE.PerspectiveCamera(60, 16 / 9, 0.1, 1200);
+  const camera = new THREE.PerspectiveCamera(60, 16 / 9, 0.05, 1200);
   const rig = new THREE.Group();
   rig.name = "viewer-rig";
   rig.add(camera);
   scene.add(rig);
 
   const uniforms = { time: { value: 0 } };
-  const halo = radialTexture([[0, 0.9], [0.35, 0.35], [1, 0]]);
-  let world = null; // {group, heightAt, sun, props, clouds, shafts, motes, cushions}
+  const avatars = new AvatarLayer(scene);
+  avatars.onChange = () => requestRender();
+  let world = null;
   let seats = [];
-  const avatars = new Map(); // seat index -> {orb, halo, glow, color, label, phase}
   const cushionGlow = new Map();
 
   let time = 0;
   let lastNow = 0;
   let looping = false;
   let renderQueued = false;
+  let frameNo = 0;
   const renderTimes = [];
   const monitor = { done: !opts.autoLowPower, start: 0, frames: [] };
 
@@ -129,48 +170,83 @@ export function createScene(container, definition, options = {}) {
     const sunDir = sunDirection(def.light);
     const [cx, cz] = def.seating.center ?? [0, 0];
     const motion = def.motion_intensity ?? 0.5;
+    const textures = [];
 
     scene.fog = new THREE.Fog(new THREE.Color(def.fog.color), def.fog.near, def.fog.far);
-    scene.background = new THREE.Color(def.sky.horizon);
-    group.add(buildSky(def, sunDir));
-    group.add(buildTerrain(def, heightAt, uniforms, lowPower));
-    if (def.water) group.add(buildWater(def, heightAt, uniforms, lowPower));
+    const sky = buildSky(def, sunDir);
+    const skyCube = bakeSky(renderer, sky, lowPower ? 64 : 128);
+    scene.background = skyCube.texture;
+    sky.visible = !lowPower; // low power: the still, baked sky (no per-pixel sky maths)
+    group.add(sky);
+    if (sky.material.uniforms?.time) sky.material.uniforms.time = uniforms.time;
+
+    const terrain = buildTerrain(def, heightAt, uniforms, lowPower);
+    group.add(terrain);
+    textures.push(...terrain.userData.textures);
+
+    let interior = null;
+    if (def.interior) {
+      interior = buildInterior(def, uniforms, lowPower);
+      group.add(interior.group);
+      textures.push(...interior.textures);
+    }
 
     const hemi = new THREE.HemisphereLight(new THREE.Color(def.light.ambient_color),
       new THREE.Color(def.sky.ground), def.light.ambient_intensity);
     group.add(hemi);
     const sun = new THREE.DirectionalLight(new THREE.Color(def.light.sun_color), def.light.sun_intensity);
+    const reach = def.interior ? Math.hypot(def.interior.width, def.interior.depth) / 2 + 4 : 40;
     sun.position.set(cx, 0, cz).addScaledVector(sunDir, 80);
     sun.target.position.set(cx, 0, cz);
-    sun.castShadow = !lowPower;
-    sun.shadow.mapSize.set(2048, 2048);
-    Object.assign(sun.shadow.camera, { left: -40, right: 40, top: 40, bottom: -40, near: 1, far: 200 });
+    sun.castShadow = true;
+    sun.shadow.mapSize.setScalar(lowPower ? 1024 : 2048);
+    Object.assign(sun.shadow.camera, { left: -reach, right: reach, top: reach, bottom: -reach, near: 1, far: 200 });
     sun.shadow.bias = -0.0004;
     sun.shadow.normalBias = 0.03;
     group.add(sun, sun.target);
 
     const { meshes: props } = buildProps(def, heightAt, uniforms, motion);
     props.forEach((m) => group.add(m));
-    const clouds = buildClouds(def);
-    const shafts = buildShafts(def, sunDir);
+    const cover = buildGroundCover(def, heightAt, uniforms, motion);
+    cover.forEach((m) => group.add(m));
+    const clouds = def.sky.physical ? null : buildClouds(def);
+    const shafts = buildShafts(def, sunDir, uniforms);
     const motes = buildMotes(def);
     for (const o of [clouds, shafts, motes]) if (o) group.add(o);
 
-    const cushionGeo = new THREE.SphereGeometry(0.36, 20, 10);
-    cushionGeo.scale(1, 0.32, 1);
-    cushionGeo.translate(0, 0.1, 0);
-    const cushions = new THREE.InstancedMesh(cushionGeo,
-      new THREE.MeshLambertMaterial({ color: new THREE.Color(def.seating.seat_color) }),
-      def.seating.max_people ?? 12);
+    const cushions = new THREE.InstancedMesh(cushionGeometry(),
+      new THREE.MeshLambertMaterial({ color: new THREE.Color(def.seating.seat_color) }), MAX_PEOPLE);
     cushions.name = "seats";
     cushions.castShadow = true;
     cushions.receiveShadow = true;
     group.add(cushions);
 
+    let water = null;
+    if (def.water) {
+      water = buildWater(def, heightAt, uniforms, sunDir, { lowPower, fog: true });
+      // the mirror shows the sky (its baked copy, as the background) and what stands tall
+      water.userData.hide = [sky, terrain, cushions, ...cover, shafts, motes, interior?.group,
+        avatars.orbs, avatars.halos, avatars.boards].filter(Boolean);
+      group.add(water);
+      textures.push(...water.userData.textures);
+    }
+
     scene.add(group);
-    world = { group, heightAt, sun, sunBase: def.light.sun_intensity, props, clouds, shafts, motes, cushions, motion };
+    world = { group, heightAt, sun, sky, skyCube, water, sunBase: def.light.sun_intensity, props, cover,
+      clouds, shafts, motes, cushions, motion, textures, lamps: interior?.lights ?? [] };
     applyQuality();
     layoutSeats();
+  }
+
+  function rebuildWorld() {
+    if (world) {
+      scene.remove(world.group);
+      disposeTree(world.group);
+      world.skyCube.dispose();
+      world = null;
+    }
+    buildWorld();
+    requestRender();
   }
 
   function layoutSeats() {
@@ -189,106 +265,67 @@ export function createScene(container, definition, options = {}) {
     cushions.instanceMatrix.needsUpdate = true;
     if (cushions.instanceColor) cushions.instanceColor.needsUpdate = true;
     cushions.computeBoundingSphere();
+    avatars.layout(seats, heightAt);
     placeViewer();
-    for (const [i, a] of avatars) {
-      if (i >= seats.length) removeAvatar(i);
-      else positionAvatar(i, a);
-    }
+    refreshShadows();
     requestRender();
   }
 
   function placeViewer() {
-    const seat = seats[Math.min(viewerSeat, seats.length - 1)];
+    const seat = seats[Math.min(Math.max(0, viewerSeat), seats.length - 1)];
     const ground = world.heightAt(seat.x, seat.z);
-    const presenting = renderer.xr.isPresenting;
-    rig.position.set(seat.x, ground + (presenting && rig.userData.localSpace ? def.seating.eye_height : 0), seat.z);
-    rig.rotation.set(0, seat.yaw, 0);
-    if (!presenting) {
-      const r = Math.hypot(seat.x - (def.seating.center?.[0] ?? 0), seat.z - (def.seating.center?.[1] ?? 0));
-      camera.position.set(0, def.seating.eye_height, 0);
-      camera.rotation.set(-Math.atan2(def.seating.eye_height - 0.75, Math.max(r, 0.5)), 0, 0);
+    if (xr.presenting) {
+      // 'local' space: its origin is the head where the session began; put it at the seat's
+      // eye height, facing the centre (plus any snap turns taken)
+      rig.position.set(seat.x, ground + def.seating.eye_height, seat.z);
+      rig.rotation.set(0, seat.yaw - xr.turns * (Math.PI / 6), 0);
+      return;
     }
+    rig.position.set(seat.x, ground, seat.z);
+    rig.rotation.set(0, seat.yaw, 0);
+    const r = Math.hypot(seat.x - (def.seating.center?.[0] ?? 0), seat.z - (def.seating.center?.[1] ?? 0));
+    camera.position.set(0, def.seating.eye_height, 0);
+    camera.rotation.set(-Math.atan2(def.seating.eye_height - 0.75, Math.max(r, 0.5)) * 0.55, 0, 0);
+  }
+
+  function refreshShadows() {
+    // low power: the shadow map is drawn once per change, not every frame
+    renderer.shadowMap.autoUpdate = !lowPower;
+    renderer.shadowMap.needsUpdate = true;
   }
 
   function applyQuality() {
     const dpr = window.devicePixelRatio || 1;
     renderer.setPixelRatio(lowPower ? Math.min(dpr, 1) * 0.7 : Math.min(dpr, 2));
-    renderer.shadowMap.enabled = !lowPower;
     if (world) {
-      world.sun.castShadow = !lowPower;
-      for (const mesh of world.props) {
+      for (const mesh of [...world.props, ...world.cover]) {
         const full = mesh.userData.fullCount;
-        mesh.count = lowPower ? Math.max(1, Math.ceil(full * LOW_POWER_PROP_FRACTION)) : full;
+        const fraction = mesh.userData.lowPowerFraction ?? LOW_POWER_PROP_FRACTION;
+        mesh.count = lowPower ? Math.max(1, Math.ceil(full * fraction)) : full;
       }
       if (world.motes) world.motes.visible = !lowPower;
-      world.group.traverse((o) => {
-        if (o.material) o.material.needsUpdate = true;
-      });
+      world.sky.visible = !lowPower;
     }
+    refreshShadows();
     resize();
   }
 
   // --- avatars ----------------------------------------------------------------------------
 
-  const orbGeometry = new THREE.SphereGeometry(0.2, 24, 16);
-
-  function positionAvatar(i, a) {
-    const s = seats[i];
-    const ground = world.heightAt(s.x, s.z);
-    a.base = ground + 0.95;
-    a.orb.position.set(s.x, a.base, s.z);
-    a.halo.position.copy(a.orb.position);
-  }
-
-  function placeAvatar(i, { color = "#f2d1a8", label = "" } = {}) {
-    if (!Number.isInteger(i) || i < 0 || i >= seats.length) throw new RangeError("no such seat");
-    removeAvatar(i);
-    const c = new THREE.Color(color);
-    const orb = new THREE.Mesh(orbGeometry, new THREE.MeshStandardMaterial({
-      color: c, emissive: c, emissiveIntensity: 0.25, roughness: 0.35, transparent: true, opacity: 0.93,
-    }));
-    orb.name = `avatar:${i}`;
-    orb.userData.label = label;
-    const glowSprite = new THREE.Sprite(new THREE.SpriteMaterial({
-      map: halo, color: c, transparent: true, depthWrite: false, blending: THREE.AdditiveBlending, opacity: 0,
-    }));
-    glowSprite.scale.setScalar(1.1);
-    glowSprite.visible = false;
-    const a = { orb, halo: glowSprite, glow: 0, color, label, phase: i * 1.7, base: 1 };
-    positionAvatar(i, a);
-    scene.add(orb, glowSprite);
-    avatars.set(i, a);
-    applyGlow(i);
+  function placeAvatar(i, appearance = {}) {
+    avatars.place(i, appearance);
     requestRender();
   }
 
   function removeAvatar(i) {
-    const a = avatars.get(i);
-    if (!a) return;
-    scene.remove(a.orb, a.halo);
-    a.orb.material.dispose();
-    a.halo.material.dispose();
-    avatars.delete(i);
+    avatars.remove(i);
     requestRender();
-  }
-
-  function applyGlow(i) {
-    const a = avatars.get(i);
-    if (!a) return;
-    a.orb.material.emissiveIntensity = 0.25 + a.glow * 0.9;
-    a.halo.material.opacity = a.glow * 0.75;
-    a.halo.visible = a.glow > 0.02;
-    a.halo.scale.setScalar(0.9 + a.glow * 0.7);
   }
 
   /** Glow a seat (0..1): its avatar's orb brightens and a soft halo appears (speaking). */
   function setSeatHighlight(i, level) {
     const v = Math.min(1, Math.max(0, Number(level) || 0));
-    const a = avatars.get(i);
-    if (a) {
-      a.glow = v;
-      applyGlow(i);
-    } else if (i >= 0 && i < seats.length) {
+    if (!avatars.setGlow(i, v) && i >= 0 && i < seats.length) {
       cushionGlow.set(i, v);
       world.cushions.setColorAt(i, new THREE.Color(1, 1, 1).multiplyScalar(1 + v * 0.6));
       if (world.cushions.instanceColor) world.cushions.instanceColor.needsUpdate = true;
@@ -303,21 +340,24 @@ export function createScene(container, definition, options = {}) {
     uniforms.time.value = time;
     const drift = def.light.drift ?? 0;
     if (world.clouds) world.clouds.rotation.y = time * 0.004 * drift;
-    if (world.shafts) world.shafts.material.opacity = 0.35 * (0.75 + 0.25 * Math.sin(time * 0.23));
     if (world.motes) {
       world.motes.rotation.y = time * 0.01;
       world.motes.position.y = Math.sin(time * 0.2) * 0.2;
     }
     world.sun.intensity = world.sunBase * (1 + 0.05 * drift * Math.sin(time * 0.13));
-    for (const a of avatars.values()) {
-      const bob = reducedMotion ? 0 : Math.sin(time * 0.9 + a.phase) * 0.02 * world.motion;
-      a.orb.position.y = a.base + bob;
-      a.halo.position.y = a.orb.position.y;
+    for (const [k, lamp] of world.lamps.entries()) {
+      lamp.userData.base ??= lamp.intensity;
+      lamp.intensity = lamp.userData.base * (1 + 0.012 * Math.sin(time * 0.7 + k));
     }
+    avatars.animate(time, world.motion, reducedMotion);
+    xr.update();
   }
 
   function draw() {
     const t0 = performance.now();
+    frameNo += 1;
+    if (world.water) world.water.userData.frameNo = frameNo;
+    renderer.info.reset();
     renderer.render(scene, camera);
     renderTimes.push(performance.now() - t0);
     if (renderTimes.length > 120) renderTimes.shift();
@@ -371,18 +411,21 @@ export function createScene(container, definition, options = {}) {
     requestAnimationFrame(() => {
       renderQueued = false;
       if (disposed || looping) return;
+      world.water?.userData.forceReflection();
       update(0);
       draw();
     });
   }
 
   function resize() {
+    if (renderer.xr.isPresenting) return;
     const w = Math.max(1, container.clientWidth);
     const h = Math.max(1, container.clientHeight);
-    if (renderer.xr.isPresenting) return;
     renderer.setSize(w, h, false);
     camera.aspect = w / h;
     camera.updateProjectionMatrix();
+    const ratio = renderer.getPixelRatio();
+    avatars.setView(w * ratio, h * ratio, (w < 600 ? LABEL_CSS_PX_SMALL : LABEL_CSS_PX) * ratio, false);
     requestRender();
   }
 
@@ -392,53 +435,66 @@ export function createScene(container, definition, options = {}) {
   function setLowPowerInternal(on, reason) {
     if (lowPower === !!on) return;
     lowPower = !!on;
-    applyQuality();
+    rebuildWorld(); // sizes of grids, textures and the mirror are chosen when building
     opts.onLowPowerChange?.(lowPower, reason);
   }
 
   // --- WebXR ------------------------------------------------------------------------------
 
-  let xrSession = null;
-
-  async function xrSupported() {
-    try {
-      return !!(navigator.xr && await navigator.xr.isSessionSupported("immersive-vr"));
-    } catch {
-      return false;
-    }
-  }
-
-  /** Enter immersive VR, seated: 'local-floor' if the device offers it, otherwise 'local'
-   * with the seated eye height added so the horizon sits where it should. */
-  async function enterVR() {
-    if (!navigator.xr) throw new Error("WebXR is not available");
-    const session = await navigator.xr.requestSession("immersive-vr", {
-      optionalFeatures: ["local-floor"],
-    });
-    let type = "local-floor";
-    try {
-      await session.requestReferenceSpace("local-floor");
-    } catch {
-      type = "local";
-    }
-    rig.userData.localSpace = type === "local";
-    renderer.xr.setReferenceSpaceType(type);
-    xrSession = session;
-    session.addEventListener("end", () => {
-      xrSession = null;
-      rig.userData.localSpace = false;
+  const xr = new SeatedXR({
+    renderer, rig, camera, container,
+    onStart() {
+      placeViewer();
+      avatars.setView(1, 1, 0, true);
+      startLoop();
+      opts.onXRChange?.(true);
+    },
+    onEnd() {
       placeViewer();
       if (reducedMotion) stopLoop();
       resize();
-    });
-    await renderer.xr.setSession(session);
-    placeViewer();
-    startLoop();
-    return type;
+      requestRender();
+      opts.onXRChange?.(false);
+    },
+  });
+
+  async function xrSupported() {
+    return immersiveVrSupported();
   }
 
-  async function exitVR() {
-    await xrSession?.end();
+  async function refreshVrButton() {
+    if (!opts.vrButton) return;
+    const ok = await xrSupported();
+    if (!disposed) opts.vrButton.hidden = !ok;
+  }
+  if (opts.vrButton) {
+    opts.vrButton.hidden = true;
+    refreshVrButton();
+    navigator.xr?.addEventListener?.("devicechange", refreshVrButton);
+  }
+
+  // --- figures ----------------------------------------------------------------------------
+
+  /** Texture memory (bytes, estimated from sizes and formats): textures, render targets. */
+  function memory() {
+    const seen = new Map();
+    scene.traverse((o) => {
+      for (const m of materialsOf(o)) for (const t of texturesOf(m)) if (!t.isRenderTargetTexture) seen.set(t.uuid, t);
+    });
+    const items = [...seen.values()].map((t) => ({ name: t.name || "texture", bytes: textureBytes(t) }));
+    const targets = [];
+    if (world) {
+      targets.push({ name: "sky-cube", bytes: renderTargetBytes(world.skyCube) });
+      if (world.sun.shadow.map) targets.push({ name: "shadow-map", bytes: renderTargetBytes(world.sun.shadow.map) });
+      const mirror = world.water?.material.uniforms.mirrorSampler.value;
+      if (mirror && world.water.userData.reflections) {
+        const [w, h] = [mirror.image.width, mirror.image.height];
+        targets.push({ name: "water-mirror", bytes: textureBytes(mirror) + w * h * 4 });
+      }
+    }
+    const sum = (list) => list.reduce((a, b) => a + b.bytes, 0);
+    return { textureBytes: sum(items), renderTargetBytes: sum(targets), totalBytes: sum(items) + sum(targets),
+      textures: items, renderTargets: targets };
   }
 
   // --- public API -------------------------------------------------------------------------
@@ -463,16 +519,34 @@ export function createScene(container, definition, options = {}) {
     get definition() {
       return def;
     },
+    get viewerSeat() {
+      return Math.min(viewerSeat, seats.length - 1);
+    },
     renderer,
     camera,
     setSeatHighlight,
     placeAvatar,
     removeAvatar,
     clearAvatars() {
-      for (const i of [...avatars.keys()]) removeAvatar(i);
+      avatars.clear();
+      requestRender();
+    },
+    /** Show a person's muted mark and raised hand (their avatar must be placed). */
+    setAvatarState(i, state = {}) {
+      const ok = avatars.setState(i, state);
+      requestRender();
+      return ok;
+    },
+    avatarState(i) {
+      return avatars.stateOf(i);
+    },
+    /** The talking piece rests at `seat` (null: put away). */
+    setTalkingPiece(seat) {
+      avatars.setTalkingPiece(seat);
+      requestRender();
     },
     setSeatCount(n) {
-      seatCount = Math.min(Math.max(1, n | 0), def.seating.max_people ?? 12);
+      seatCount = Math.min(Math.max(1, n | 0), maxPeople());
       layoutSeats();
       return api.seats;
     },
@@ -483,13 +557,8 @@ export function createScene(container, definition, options = {}) {
     },
     setEnvironment(next) {
       def = next;
-      seatCount = Math.min(seatCount, def.seating.max_people ?? 12);
-      if (world) {
-        scene.remove(world.group);
-        disposeTree(world.group);
-      }
-      buildWorld();
-      requestRender();
+      seatCount = Math.min(seatCount, maxPeople());
+      rebuildWorld();
     },
     setReducedMotion(on) {
       reducedMotion = !!on;
@@ -504,11 +573,28 @@ export function createScene(container, definition, options = {}) {
       monitor.done = true; // the person chose: never override them
       setLowPowerInternal(on, "user");
     },
+    /** The page tells the scene whether this person is muted (the VR mute button shows it). */
+    setSelfMuted(muted) {
+      xr.setMuted(muted);
+      requestRender();
+    },
+    /** Darken the edges of the view briefly during snap turns in VR (on by default). */
+    setComfortVignette(on) {
+      xr.setVignette(on);
+    },
     xrSupported,
-    enterVR,
-    exitVR,
+    async enterVR() {
+      return xr.enter();
+    },
+    async exitVR() {
+      await xr.exit();
+    },
+    xrState() {
+      return xr.state();
+    },
     render() {
       update(0);
+      world.water?.userData.forceReflection();
       draw();
     },
     /** Live figures: draw calls and triangles of the last frame, median render time (ms). */
@@ -523,8 +609,10 @@ export function createScene(container, definition, options = {}) {
         pixelRatio: renderer.getPixelRatio(),
         width: canvas.width,
         height: canvas.height,
+        textureMemoryBytes: memory().totalBytes,
       };
     },
+    memory,
     /** Render `frames` frames back to back (waiting for the GPU each time) and report. */
     bench(frames = 120) {
       const wasLooping = looping;
@@ -535,10 +623,11 @@ export function createScene(container, definition, options = {}) {
       for (let i = 0; i < frames; i++) {
         const t0 = performance.now();
         update(1 / 60);
-        renderer.render(scene, camera);
+        draw();
         gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, pixel); // wait for the GPU
         times.push(performance.now() - t0);
       }
+      const mem = memory();
       const result = {
         frames,
         medianMs: median(times),
@@ -547,6 +636,9 @@ export function createScene(container, definition, options = {}) {
         drawCalls: renderer.info.render.calls,
         triangles: renderer.info.render.triangles,
         programs: renderer.info.programs?.length ?? null,
+        textureBytes: mem.textureBytes,
+        renderTargetBytes: mem.renderTargetBytes,
+        textureMemoryBytes: mem.totalBytes,
         width: canvas.width,
         height: canvas.height,
         lowPower,
@@ -556,17 +648,22 @@ export function createScene(container, definition, options = {}) {
     },
     dispose() {
       if (disposed) return;
-      xrSession?.end().catch(() => {});
+      xr.dispose();
       stopLoop();
       disposed = true;
       observer?.disconnect();
-      for (const i of [...avatars.keys()]) removeAvatar(i);
-      if (world) disposeTree(world.group);
-      orbGeometry.dispose();
-      halo.dispose();
+      navigator.xr?.removeEventListener?.("devicechange", refreshVrButton);
+      avatars.dispose();
+      if (world) {
+        disposeTree(world.group);
+        world.skyCube.dispose();
+      }
       renderer.dispose();
       canvas.remove();
+      delete container.havenScene;
     },
   };
+  // for tests and the curious: the scene of a container (document.getElementById("scene").havenScene)
+  Object.defineProperty(container, "havenScene", { value: api, configurable: true });
   return api;
 }

@@ -1,7 +1,7 @@
 // Seat positions round the circle. environments/catalog.py (seat_positions) uses the
 // same formula, so the server and the browser agree where each voice sits.
 
-export const MAX_PEOPLE = 12;
+export const MAX_PEOPLE = 16;
 
 /** The circle grows when needed so neighbours are at least `min_spacing` apart. */
 export function circleRadius(seating, n) {
