@@ -21,7 +21,7 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 
 from media import aiortc_hooks as hooks
 from media.client import HavenClient, encode_opus
-from media.loopback_ice import IcePolicy
+from media.ice import IcePolicy
 from media.sfu import RoomRegistry
 
 
@@ -53,12 +53,12 @@ def test_aioice_connection_protocols_nominated_and_datagram_received():
 
 
 def test_aioice_get_host_addresses_is_module_level():
-    from media import loopback_ice
+    from media import ice as ice_module
 
-    loopback_ice.install()
+    ice_module.install()
     fn = aioice.ice.get_host_addresses
-    assert fn is loopback_ice._policy_host_addresses
-    assert list(inspect.signature(loopback_ice._installed_original).parameters) == [
+    assert fn is ice_module._policy_host_addresses
+    assert list(inspect.signature(ice_module._installed_original).parameters) == [
         "use_ipv4", "use_ipv6"]
     assert "get_host_addresses(" in inspect.getsource(aioice.Connection.gather_candidates)
 
@@ -169,7 +169,7 @@ def test_dtls_instance_attributes(name):
 
 
 def test_ice_connection_request_received_signature():
-    """media.loopback_ice.IcePolicy.guard wraps this per connection (loopback-only ICE)."""
+    """media.ice.IcePolicy.guard wraps this per connection (loopback-only ICE)."""
     params = list(inspect.signature(aioice.Connection.request_received).parameters)
     assert params == ["self", "message", "addr", "protocol"]
     # peer-reflexive learning happens behind it, which is what the guard must pre-empt

@@ -43,9 +43,9 @@ class Tap:
         original = client.on_payload
         loop = asyncio.get_running_loop()
 
-        def on_payload(mid, payload):
+        def on_payload(mid, payload, *seq):
             self.payloads.append((name, loop.time(), payload))
-            original(mid, payload)
+            original(mid, payload, *seq)
 
         client.on_payload = on_payload
         client.on_message = lambda direction, text: self.messages.append(text)
@@ -100,6 +100,9 @@ async def test_three_clients_hear_each_other_and_the_server_sees_only_ciphertext
                 assert k is not None
                 base_keys.add(k.base_key)
         codes = {c.security_code for c in clients}
+        # counted before anyone leaves: a departure re-keys, and frames under the new key
+        # may overtake its wrapped key by design (media/e2ee.py SenderKeyManager)
+        failed = [c.summary.frames_failed for c in clients]
         for c in clients:
             await c.close()
 
@@ -113,7 +116,7 @@ async def test_three_clients_hear_each_other_and_the_server_sees_only_ciphertext
                 assert share < 0.02, (i, f, share)
             else:
                 assert share > 0.15, (i, f, share)
-        assert c.summary.frames_failed == 0
+        assert failed[i] == 0
 
     # 2. everyone shows the same security code
     assert len(codes) == 1 and len(next(iter(codes)).replace(" ", "")) == 15
