@@ -189,10 +189,12 @@ class IcePolicy:
         seen: set[tuple[str, int]] = set()
         for line in sdp.splitlines():
             out.append(line)
+            if line.startswith("m="):
+                seen = set()  # every m-section lists the (bundled) candidates again
             if not line.startswith("a=candidate:"):
                 continue
             parts = line[len("a=candidate:"):].split()
-            if len(parts) < 8 or parts[6] != "host" or parts[2].lower() != "udp":
+            if len(parts) < 8 or parts[7] != "host" or parts[2].lower() != "udp":
                 continue
             host, port, component = parts[4], int(parts[5]), int(parts[1])
             if host == LOOPBACK or ":" in host or (self.public_address, port) in seen:

@@ -95,3 +95,11 @@ class VoiceServer:
             ]
         finally:
             db.close()
+
+
+def syllables(freq: float, seconds: float = 8.0, amplitude: int = 8000) -> np.ndarray:
+    """A tone that comes and goes three times a second, like speech: Opus codes it as voice
+    (SILK/hybrid), so in-band FEC is actually sent (a steady tone is coded as music)."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 3 * t)
+    return (amplitude * envelope * np.sin(2 * np.pi * freq * t)).astype(np.int16)

@@ -99,14 +99,14 @@ class Netns:
         """Start a process inside this namespace; the lab stops it on close."""
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         if log is not None:
-            out = open(log, "w")  # noqa: SIM115 (closed with the process)
-            kw.setdefault("stdout", out)
-            kw.setdefault("stderr", subprocess.STDOUT)
+            with open(log, "w") as out:  # the child keeps its own copy
+                proc = subprocess.Popen(self.argv(*argv), env=full_env, cwd=kw.pop("cwd", ROOT),
+                                        stdout=out, stderr=subprocess.STDOUT, **kw)
         else:
             kw.setdefault("stdout", subprocess.PIPE)
             kw.setdefault("stderr", subprocess.PIPE)
             kw.setdefault("text", True)
-        proc = subprocess.Popen(self.argv(*argv), env=full_env, cwd=kw.pop("cwd", ROOT), **kw)
+            proc = subprocess.Popen(self.argv(*argv), env=full_env, cwd=kw.pop("cwd", ROOT), **kw)
         self.lab.processes.append(proc)
         return proc
 
@@ -226,6 +226,13 @@ class World:
         """The home client's address changes (a new DHCP lease, another Wi-Fi)."""
         self.home.run("ip", "addr", "add", f"{self.HOME_MOVED}/24", "dev", "eth0")
         self.home.run("ip", "addr", "del", f"{self.HOME}/24", "dev", "eth0")
+        self.home.run("ip", "route", "replace", "default", "via", "198.18.1.1")
+
+    def move_back_home(self) -> None:
+        if self.HOME in self.home.addresses():
+            return
+        self.home.run("ip", "addr", "add", f"{self.HOME}/24", "dev", "eth0")
+        self.home.run("ip", "addr", "del", f"{self.HOME_MOVED}/24", "dev", "eth0", check=False)
         self.home.run("ip", "route", "replace", "default", "via", "198.18.1.1")
 
     def drop_incoming_udp(self, ns: Netns, percent: int) -> None:

@@ -141,9 +141,28 @@ class Coturn:
                  "stun": f"stun:{self.ip}:{self.port}"}
         return [table[k] for k in kinds]
 
-    def allocations(self) -> int:
-        """Relay allocations coturn has made so far (from its log)."""
-        return len(re.findall(r"session \d+: new, realm=|relay addr", self.log_text()))
+    def relayed(self) -> list[dict]:
+        """Every closed TURN session that relayed media, from coturn's log: the client's
+        address, the transport (TCP or TLS/TCP or UDP), the TURN username, packets relayed."""
+        remote: dict[str, tuple[str, str]] = {}
+        out = []
+        for line in self.log_text().splitlines():
+            m = re.search(r"session (\d+): (?:closed.*?remote ([\d.]+):\d+, reason: (\S+)|"
+                          r"(?:TCP|TLS/TCP) socket closed remotely ([\d.]+))", line)
+            if m and m.group(2):
+                remote.setdefault(m.group(1), (m.group(2), m.group(3)))
+            elif m and m.group(4):
+                kind = "TLS/TCP" if "TLS/TCP" in line else "TCP"
+                remote[m.group(1)] = (m.group(4), kind)
+            u = re.search(r"session (\d+): peer usage: realm=<[^>]*>, username=<([^>]*)>, "
+                          r"rp=(\d+), rb=\d+, sp=(\d+)", line)
+            if u:
+                out.append({"session": u.group(1), "username": u.group(2),
+                            "received": int(u.group(3)), "sent": int(u.group(4))})
+        for item in out:
+            addr, kind = remote.get(item["session"], ("?", "?"))
+            item["client"], item["transport"] = addr, kind if kind in ("TCP", "TLS/TCP") else "UDP"
+        return out
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -155,7 +174,7 @@ def start_coturn(ns: Netns, ip: str, folder: Path) -> Coturn:
     secret = secrets.token_urlsafe(24)
     log = folder / "coturn.log"
     proc = ns.popen([
-        "turnserver", "-n", "--no-cli", "--log-file", "stdout", "--simple-log",
+        "turnserver", "-n", "--no-cli", "-v", "--log-file", str(log), "--simple-log",
         "--listening-ip", ip, "--relay-ip", ip, "--external-ip", ip,
         "--listening-port", "3478", "--tls-listening-port", "5349",
         "--cert", str(cert), "--pkey", str(key),
@@ -164,7 +183,7 @@ def start_coturn(ns: Netns, ip: str, folder: Path) -> Coturn:
         "--allowed-peer-ip=198.18.0.0-198.19.255.255",
         "--min-port", "49152", "--max-port", "49999",
         "--pidfile", str(folder / "turnserver.pid"),
-    ], log=log)
+    ], log=folder / "coturn.out")
     ns.wait_listening(3478, proc, what="coturn")
     ns.wait_listening(5349, proc, what="coturn (TLS)")
     return Coturn(ns, ip, secret, ca, log, proc)
