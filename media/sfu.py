@@ -158,27 +158,33 @@ def with_opus_fec(sdp: str) -> str:
 
     aiortc writes no fmtp for Opus; a WebRTC sender enables in-band FEC only when the
     other side's description says ``useinbandfec=1``. Existing fmtp parameters are kept."""
-    lines = sdp.splitlines()
-    opus_pts = {m.group(1) for line in lines if (m := _RTPMAP_OPUS.match(line))}
+    sections: list[list[str]] = [[]]
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
     out: list[str] = []
-    has_fmtp: set[str] = set()
-    for line in lines:
-        if line.startswith("a=fmtp:"):
-            pt, _, params = line[len("a=fmtp:"):].partition(" ")
-            if pt in opus_pts:
-                has_fmtp.add(pt)
-                items = [p for p in params.split(";") if p.strip()]
-                keys = {p.split("=", 1)[0].strip().lower() for p in items}
-                items += [f"{k}={v}" for k, v in OPUS_FMTP.items() if k not in keys]
-                line = f"a=fmtp:{pt} " + ";".join(items)
-        out.append(line)
-    final: list[str] = []
-    for line in out:
-        final.append(line)
-        m = _RTPMAP_OPUS.match(line)
-        if m and m.group(1) not in has_fmtp:
-            final.append(f"a=fmtp:{m.group(1)} " + ";".join(f"{k}={v}" for k, v in OPUS_FMTP.items()))
-    return "\r\n".join(final) + "\r\n"
+    for lines in sections:
+        opus_pts = {m.group(1) for line in lines if (m := _RTPMAP_OPUS.match(line))}
+        has_fmtp: set[str] = set()
+        edited: list[str] = []
+        for line in lines:
+            if line.startswith("a=fmtp:"):
+                pt, _, params = line[len("a=fmtp:"):].partition(" ")
+                if pt in opus_pts:
+                    has_fmtp.add(pt)
+                    items = [p for p in params.split(";") if p.strip()]
+                    keys = {p.split("=", 1)[0].strip().lower() for p in items}
+                    items += [f"{k}={v}" for k, v in OPUS_FMTP.items() if k not in keys]
+                    line = f"a=fmtp:{pt} " + ";".join(items)
+            edited.append(line)
+        for line in edited:
+            out.append(line)
+            m = _RTPMAP_OPUS.match(line)
+            if m and m.group(1) not in has_fmtp:
+                out.append(f"a=fmtp:{m.group(1)} "
+                           + ";".join(f"{k}={v}" for k, v in OPUS_FMTP.items()))
+    return "\r\n".join(out) + "\r\n"
 
 
 def opus_fec_negotiated(sdp: str, mid: str = "0") -> bool:

@@ -142,7 +142,13 @@ class EncryptedOpusTrack(MediaStreamTrack):
 
 
 class Mixer:
-    """Decoded voices mixed on the client, placed on the call's timeline by arrival."""
+    """Decoded voices mixed on the client. Each voice's frames follow each other without a
+    gap (its VoiceBuffer already put them in order and filled losses); a voice is placed
+    by arrival time when it starts, and again only when it drifts more than half a second
+    from where it should be (a pause, a reconnect), so network jitter or a busy machine
+    never punches holes into the recording."""
+
+    MAX_DRIFT = RATE // 2
 
     def __init__(self, t0: float):
         self.t0 = t0
@@ -153,7 +159,7 @@ class Mixer:
     def add(self, source: str, pcm: np.ndarray, arrival: float) -> None:
         arrival_pos = int((arrival - self.t0) * RATE)
         pos = self.next_pos.get(source)
-        if pos is None or abs(arrival_pos - pos) > RATE // 10:
+        if pos is None or abs(arrival_pos - pos) > self.MAX_DRIFT:
             pos = max(arrival_pos, 0)
         end = pos + len(pcm)
         if end > len(self.buffer):
@@ -508,8 +514,9 @@ class VoiceClient:
         if plain:
             if self.first_audio_at is None:
                 self.first_audio_at = now
-            if self.recoveries and self.recoveries[-1].audio_at is None:
-                self.recoveries[-1].audio_at = now
+            rec = self.recoveries[-1] if self.recoveries else None
+            if rec is not None and rec.reconnected_at is not None and rec.audio_at is None:
+                rec.audio_at = now  # the first frame on the new connection
         if stats.buffer is None:
             stats.buffer = VoiceBuffer(fec=self.fec)
         if seq is None:  # no RTP header at hand: arrival order is sequence order
@@ -521,7 +528,9 @@ class VoiceClient:
         self.summary.frames_recovered += buf.stats.recovered - before_r
         self.summary.frames_concealed += buf.stats.concealed - before_c
         if frames:
-            self.mixer.add(mid, np.concatenate(frames).astype(np.float32), now)
+            pcm = np.concatenate(frames).astype(np.float32)
+            # the last frame is this packet's; earlier ones (filled gaps) were due before it
+            self.mixer.add(mid, pcm, now - (len(pcm) - len(frames[-1])) / RATE)
 
     def _retire_buffer(self, stats: SlotStats) -> None:
         if stats.buffer is not None:

@@ -43,6 +43,17 @@ if [ ! -d node_modules/three ] || [ package-lock.json -nt node_modules/.package-
     npm ci --no-audit --no-fund --loglevel=error
 fi
 
-if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-    apt_install chromium
+if [ "$want_test" = 1 ]; then
+    # Browser tests need Chromium; the network tests (tests/net/) build namespaces with
+    # iproute2 and nftables and relay through a real coturn.
+    missing=""
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+    command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
+    command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+    command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+    command -v ss >/dev/null 2>&1 || missing="$missing iproute2"
+    if [ -n "$missing" ]; then
+        # shellcheck disable=SC2086 # word splitting intended
+        apt_install $(printf '%s\n' $missing | sort -u)
+    fi
 fi

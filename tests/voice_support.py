@@ -65,8 +65,8 @@ def key_forms(key: bytes) -> list[str]:
 class VoiceServer:
     """The real Haven app (aiohttp + the aiortc SFU) on a loopback port, in this process."""
 
-    def __init__(self, data_dir: Path):
-        self.app = create_app(test_config(data_dir))
+    def __init__(self, data_dir: Path, **config):
+        self.app = create_app(test_config(data_dir, **config))
         self.server = TestServer(self.app, host="127.0.0.1")
 
     async def __aenter__(self) -> VoiceServer:

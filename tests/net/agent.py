@@ -25,17 +25,36 @@ async def main(args: argparse.Namespace) -> int:
                          display_name=args.name, fec=not args.no_fec)
     seen: Counter = Counter()
 
+    before_leave: dict = {}
+
     def on_message(direction: str, text: str) -> None:
         if direction == "in":
-            seen[json.loads(text).get("type", "?")] += 1
+            kind = json.loads(text).get("type", "?")
+            seen[kind] += 1
+            if kind == "member_left" and "generation" not in before_leave and client.manager:
+                # (on_message runs before the message is handled, i.e. before re-keying)
+                before_leave["generation"] = client.manager.sender.key.generation
 
     client.on_message = on_message
+    failed_at: list[float] = []
+    inner = client.on_payload
+
+    def on_payload(mid, payload, *rest):
+        before = client.summary.frames_failed
+        inner(mid, payload, *rest)
+        if client.summary.frames_failed > before and len(failed_at) < 1000:
+            failed_at.append(time.monotonic())
+
+    client.on_payload = on_payload
     started = time.monotonic()
     await client.start()
     generation = client.manager.sender.key.generation
     deadline = started + args.seconds
+    marker = Path(str(args.stats) + ".audio")  # lets a test act once audio flows
     while time.monotonic() < deadline and not client.ended.is_set():
         await asyncio.sleep(0.1)
+        if client.first_audio_at is not None and not marker.exists():
+            marker.write_text(str(client.first_audio_at))
     manager = client.manager
     await client.close()
     if args.record:
@@ -48,10 +67,14 @@ async def main(args: argparse.Namespace) -> int:
         "recoveries": [r.to_dict() for r in client.recoveries],
         "generation_at_start": generation,
         "generation_at_end": manager.sender.key.generation if manager else None,
+        # our key generation until someone left (then everyone re-keys, by design)
+        "generation_before_any_leave": before_leave.get(
+            "generation", manager.sender.key.generation if manager else None),
         "participant_id": client.participant_id,
         "messages": dict(seen),
         "ice_servers": [list(s.urls) for s in client.ice_servers],
         "fec_sent": client.speaker.fec,
+        "failed_at": failed_at,
     }
     Path(args.stats).write_text(json.dumps(stats, indent=1))
     print(client.summary.line(), flush=True)

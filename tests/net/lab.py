@@ -125,7 +125,7 @@ class Netns:
         return bool(self.run("ss", flag, f"sport = :{port}", check=False).stdout.strip())
 
     def wait_listening(self, port: int, proc: subprocess.Popen | None = None,
-                       timeout: float = 60, proto: str = "tcp", what: str = "server") -> None:
+                       timeout: float = 150, proto: str = "tcp", what: str = "server") -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if proc is not None and proc.poll() is not None:

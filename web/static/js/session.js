@@ -9,6 +9,7 @@ import { CodeRoundError, SecurityCodeRound } from "./e2ee/code-round.js";
 import { loadOrCreateIdentity } from "./e2ee/identity.js";
 import { SenderKeyManager } from "./e2ee/manager.js";
 import { FrameCrypto, encodedTransformSupport, peerConnectionConfig } from "./e2ee/transform.js";
+import { iceServersFrom } from "./ice.js";
 import { seatPositions } from "./scene/seats.js";
 import { SessionAudio } from "./session-audio.js";
 
@@ -288,7 +289,7 @@ async function handle(msg) {
       sendKeys(await manager.start(msg.members.map(memberForManager)));
       frameCrypto.setSendKey(manager.sendKey);
       await newCodeRound(msg.epoch);
-      await negotiate();
+      await negotiate(msg.ice_servers);
       state.phase = "in-room";
       document.documentElement.dataset.sessionState = "in-room";
       state.reconnects = 0;
@@ -424,9 +425,10 @@ function opusOnly(transceiver) {
   transceiver.setCodecPreferences(codecs);
 }
 
-async function negotiate() {
+async function negotiate(iceServers) {
   teardownMedia();
-  pc = new RTCPeerConnection(peerConnectionConfig({ iceServers: [] }, frameCrypto.mode));
+  // STUN/TURN from `joined` (TURN credentials expire; every join brings fresh ones).
+  pc = new RTCPeerConnection(peerConnectionConfig({ iceServers: iceServersFrom(iceServers) }, frameCrypto.mode));
   const track = micStream.getAudioTracks()[0];
   track.enabled = !state.muted;
   const up = pc.addTransceiver(track, { direction: "sendonly" });
