@@ -144,6 +144,11 @@ class Lab:
         self.processes: list[subprocess.Popen] = []
 
     def netns(self, role: str) -> Netns:
+        taken = {n.role for n in self.namespaces}
+        base, k = role, 1
+        while role in taken:
+            k += 1
+            role = f"{base}{k}"
         ns = Netns(self, role)
         self.namespaces.append(ns)
         return ns
@@ -183,6 +188,18 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def one_machine(lab: Lab, *, interface: bool = True) -> Netns:
+    """A namespace like a fresh laptop or CI machine: loopback, and (``interface``) one
+    network card, 198.18.7.2/24 with a default route to an uplink that goes nowhere (a
+    browser gathers candidates only on a machine with a default route)."""
+    machine = lab.netns("machine")
+    if interface:
+        uplink = lab.netns("uplink")
+        lab.cable(machine, "eth0", "198.18.7.2/24", uplink, "eth0", "198.18.7.1/24")
+        machine.run("ip", "route", "add", "default", "via", "198.18.7.1")
+    return machine
 
 
 # --- the world the tests and the benchmark use ----------------------------------------------
