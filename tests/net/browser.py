@@ -55,17 +55,23 @@ SELECTED_PAIR = """async () => {
 }"""
 
 
-def media_args(wav: Path) -> list[str]:
-    """The shipped browser's behaviour plus a fake microphone: no loopback allowance."""
+def media_args(wav: Path, origin: str | None = None) -> list[str]:
+    """The shipped browser's behaviour plus a fake microphone: no loopback allowance.
+
+    ``origin``: a plain-HTTP origin other than localhost to treat as secure, standing in for
+    the TLS proxy a real deployment has (microphones and WebCrypto need a secure context)."""
     args = [a for a in LAUNCH_ARGS if not a.startswith("--autoplay-policy")]
-    return args + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                   f"--use-file-for-fake-audio-capture={wav}",
-                   "--autoplay-policy=no-user-gesture-required"]
+    args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={wav}",
+             "--autoplay-policy=no-user-gesture-required"]
+    if origin:
+        args.append(f"--unsafely-treat-insecure-origin-as-secure={origin}")
+    return args
 
 
-def launch_in(playwright, ns: Netns, folder: Path, wav: Path):
+def launch_in(playwright, ns: Netns, folder: Path, wav: Path, origin: str | None = None):
     return playwright.chromium.launch(executable_path=str(chromium_wrapper(ns, folder)),
-                                      headless=True, args=media_args(wav))
+                                      headless=True, args=media_args(wav, origin))
 
 
 class SessionTab:

@@ -223,3 +223,50 @@ def test_random_loss_is_recovered_by_fec_and_the_recording_stays_continuous(net,
     holes = [j for j in range(len(frames) - 2) if max(frames[j:j + 3]) < 50]
     assert not holes, holes[:10]
     assert band_share(pcm, TONES["far"]) > 0.3
+
+
+# --- a browser behind the UDP-blocking firewall: the page uses the TURN servers from `joined` ----
+
+@pytest.mark.browser
+def test_browser_behind_udp_firewall_talks_through_turn_from_joined(net, world):
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.chromium import CHROMIUM
+    from tests.net.browser import SessionTab, launch_in
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no system Chromium at /usr/bin/chromium")
+    folder = net["tmp"] / "case2-browser"
+    folder.mkdir()
+    urls = net["servers"]["turn"].invite("case2-browser", 2)
+    with sync_playwright() as p:
+        browser = launch_in(p, world.corp, folder, net["wavs"]["near"],
+                            origin=net["servers"]["turn"].base_url)
+        tab = None
+        try:
+            tab = SessionTab(browser, urls[0])
+            tab.join("Corp")
+            far = call(world.cafe, urls[1], folder, "far", send=net["wavs"]["far"], seconds=12,
+                       env=net["env"])
+            wait_until(lambda: tab.people() == 2, timeout=60, what="2 people")
+            wait_until(lambda: tab.voices_heard() == 1, timeout=45, what="the page hearing far")
+            pair = tab.selected_pair()
+            configs = tab.ice_configs()
+            rc, out, err = finish(far)
+            errors = tab.errors
+        finally:
+            if tab is not None:
+                tab.close()
+            browser.close()
+    assert rc == 0, err
+    assert band_share(read_wav(folder / "far.wav"), TONES["near"]) > 0.3
+    # the page got the TURN servers, with a credential, from `joined` ...
+    servers = configs[-1]["iceServers"]
+    turn = [s for s in servers if s["urls"][0].startswith("turn")]
+    assert turn and turn[0]["username"] and turn[0]["credential"]
+    assert set(turn[0]["urls"]) == set(net["turn"].urls("udp", "tcp", "tls"))
+    # ... and its media went through coturn over TCP (UDP is dropped in this network)
+    assert pair["local"] == "relay" and pair["relayProtocol"] in ("tcp", "tls"), pair
+    assert not errors, errors
