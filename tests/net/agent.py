@@ -48,6 +48,7 @@ async def main(args: argparse.Namespace) -> int:
     client.on_payload = on_payload
     started = time.monotonic()
     await client.start()
+    Path(str(args.stats) + ".joined").write_text(str(time.monotonic()))
     generation = client.manager.sender.key.generation
     deadline = started + args.seconds
     marker = Path(str(args.stats) + ".audio")  # lets a test act once audio flows
