@@ -241,22 +241,20 @@ class IcePolicy:
         conn.request_received = request_received
 
 
-def candidate_addresses(sdp: str) -> list[str]:
-    """Addresses of every a=candidate line (for checks in tests)."""
+def candidates(sdp: str) -> list[tuple[str, int]]:
+    """(address, port) of every a=candidate line (for checks in tests)."""
     out = []
     for line in sdp.splitlines():
         if line.startswith("a=candidate:"):
             parts = line[len("a=candidate:"):].split()
             if len(parts) > 5:
-                out.append(parts[4])
+                out.append((parts[4], int(parts[5])))
     return out
+
+
+def candidate_addresses(sdp: str) -> list[str]:
+    return [addr for addr, _ in candidates(sdp)]
 
 
 def candidate_ports(sdp: str) -> list[int]:
-    out = []
-    for line in sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            parts = line[len("a=candidate:"):].split()
-            if len(parts) > 5:
-                out.append(int(parts[5]))
-    return out
+    return [port for _, port in candidates(sdp)]

@@ -199,3 +199,36 @@ async def test_loopback_guard_ignores_checks_from_other_addresses():
     finally:
         await a.close()
         await b.close()
+
+
+def test_aioice_binds_host_candidates_through_the_running_loop():
+    """media.ice wraps loop.create_datagram_endpoint per loop for --udp-port-range."""
+    src = inspect.getsource(aioice.Connection.get_component_candidates)
+    assert "loop = asyncio.get_running_loop()" in src
+    assert "loop.create_datagram_endpoint(" in src and "local_addr=(address, 0)" in src
+
+
+async def test_port_range_hook_wraps_the_loop_instance_once():
+    from media import ice as ice_module
+
+    loop = asyncio.get_running_loop()
+    policy = IcePolicy(host_addresses=("127.0.0.1",), port_range=(47000, 47009))
+    with policy.gathering():
+        first = hooks.datagram_endpoint_function(loop)
+    with policy.gathering():
+        assert hooks.datagram_endpoint_function(loop) is first  # idempotent
+    assert first._haven_port_range and "create_datagram_endpoint" in loop.__dict__
+    assert ice_module._active.get() is None  # outside the context nothing is restricted
+
+
+def test_selected_local_candidate_reads_the_nominated_pair():
+    assert "self._nominated" in inspect.getsource(aioice.Connection.__init__)
+    assert "protocol.local_candidate = Candidate(" in inspect.getsource(
+        aioice.Connection.get_component_candidates)
+
+    class Pair:
+        protocol = type("P", (), {"local_candidate": "cand"})()
+
+    conn = type("C", (), {"_nominated": {1: Pair()}})()
+    assert hooks.selected_local_candidate(conn) == "cand"
+    assert hooks.selected_local_candidate(type("C", (), {"_nominated": {}})()) is None

@@ -73,6 +73,25 @@ class Raw:
         await self.session.close()
 
 
+async def listener_and_raw(server: VoiceServer, count: int):
+    """A real client `b` in a room, and a bare connection that joined it (urls[0])."""
+    urls = server.invite(count)
+    b = VoiceClient(urls[1], IdentityKeys.generate())
+    await b.start()
+    raw = Raw(server, urls[0])
+    joined = await raw.join()
+    await wait_for(lambda: joined["participant_id"] in b.members)
+    return urls, b, raw, joined
+
+
+async def rejoin(server: VoiceServer, raw: Raw, resume_epoch: int) -> dict:
+    """The same person (token and identity) joins again, asking to resume."""
+    again = Raw(server, raw.url, raw.identity)
+    joined = await again.join(resume_epoch=resume_epoch, offer=False)
+    await again.vanish()
+    return joined
+
+
 async def test_a_client_that_loses_its_connection_resumes_without_anyone_rekeying(tmp_path):
     async with VoiceServer(tmp_path / "data") as server:
         urls = server.invite(2)
@@ -107,60 +126,37 @@ async def test_a_client_that_loses_its_connection_resumes_without_anyone_rekeyin
 async def test_a_lost_place_is_held_then_given_up(tmp_path, monkeypatch):
     monkeypatch.setattr(voice, "RESUME_GRACE_S", 1.0)
     async with VoiceServer(tmp_path / "data") as server:
-        urls = server.invite(3)
-        b = VoiceClient(urls[1], IdentityKeys.generate())
-        await b.start()
-        raw = Raw(server, urls[0])
-        joined = await raw.join()
+        _, b, raw, joined = await listener_and_raw(server, 2)
         pid = joined["participant_id"]
-        await wait_for(lambda: pid in b.members)
         await raw.vanish()
         await asyncio.sleep(0.5)
         assert pid in b.members  # held: no member_left yet
         await wait_for(lambda: pid not in b.members, 10)  # ... until the grace ran out
         # coming back now is an ordinary rejoin: the others re-key for it
-        again = Raw(server, urls[0], raw.identity)
-        j = await again.join(resume_epoch=joined["epoch"], offer=False)
-        assert j["resumed"] is False
-        await again.vanish()
+        assert (await rejoin(server, raw, joined["epoch"]))["resumed"] is False
         await b.close()
 
 
 async def test_a_membership_change_while_held_ends_the_hold(tmp_path):
     async with VoiceServer(tmp_path / "data") as server:
-        urls = server.invite(3)
-        b = VoiceClient(urls[1], IdentityKeys.generate())
-        await b.start()
-        raw = Raw(server, urls[0])
-        joined = await raw.join()
-        await wait_for(lambda: joined["participant_id"] in b.members)
+        urls, b, raw, joined = await listener_and_raw(server, 3)
         await raw.vanish()
         await asyncio.sleep(0.3)
         c = VoiceClient(urls[2], IdentityKeys.generate())
         await c.start()  # someone new: the held one cannot take part in the key exchange
         await wait_for(lambda: joined["participant_id"] not in b.members)
         assert joined["participant_id"] not in c.members
-        again = Raw(server, urls[0], raw.identity)
-        j = await again.join(resume_epoch=joined["epoch"], offer=False)
+        j = await rejoin(server, raw, joined["epoch"])
         assert j["resumed"] is False and j["epoch"] > joined["epoch"]
-        await again.vanish()
         await b.close()
         await c.close()
 
 
 async def test_a_resume_with_a_stale_epoch_is_a_normal_rejoin(tmp_path):
     async with VoiceServer(tmp_path / "data") as server:
-        urls = server.invite(2)
-        b = VoiceClient(urls[1], IdentityKeys.generate())
-        await b.start()
-        raw = Raw(server, urls[0])
-        joined = await raw.join()
-        await wait_for(lambda: joined["participant_id"] in b.members)
-        again = Raw(server, urls[0], raw.identity)
-        j = await again.join(resume_epoch=joined["epoch"] - 1, offer=False)
-        assert j["resumed"] is False
+        _, b, raw, joined = await listener_and_raw(server, 2)
+        assert (await rejoin(server, raw, joined["epoch"] - 1))["resumed"] is False
         assert (await raw.next("ended"))["reason"] == "replaced"
-        await again.vanish()
         await raw.vanish()
         await b.close()
 
