@@ -47,7 +47,7 @@ from media.ice import LOOPBACK, IcePolicy, local_addresses
 from media.ice_choice import choose_ice_servers
 from media.jitter import VoiceBuffer
 from media.opus import FRAME, RATE, TIME_BASE, OpusEncoder
-from media.sframe import SFrameError
+from media.sframe import SFrameError, UnknownKeyError
 from media.sfu import opus_codecs, opus_fec_negotiated, with_opus_fec
 
 log = logging.getLogger("haven.client")
@@ -184,6 +184,7 @@ class CallSummary:
     frames_failed: int = 0
     frames_recovered: int = 0  # lost, rebuilt from the next packet's FEC data
     frames_concealed: int = 0  # lost, guessed (PLC) or silence
+    frames_without_key: int = 0  # its sender's key never came (it left, or never sent one)
     reconnects: int = 0
     security_code: str = ""
     members: int = 0
@@ -195,6 +196,8 @@ class CallSummary:
         if self.frames_recovered or self.frames_concealed:
             text += (f", lost {self.frames_recovered + self.frames_concealed} "
                      f"({self.frames_recovered} recovered by FEC)")
+        if self.frames_without_key:
+            text += f", {self.frames_without_key} arrived without their key"
         if self.reconnects:
             text += f", reconnected {self.reconnects}x"
         if self.ended:
@@ -209,6 +212,7 @@ class SlotStats:
     failed: int = 0
     buffer: VoiceBuffer | None = None
     seq: int = 0  # last sequence number (when a payload comes without one)
+    waiting: list = dataclasses.field(default_factory=list)  # (since, seq, frame) keyless
 
 
 @dataclass
@@ -230,6 +234,7 @@ WATCH_INTERVAL_S = 0.5  # how often the connection is looked at
 CONNECT_TIMEOUT_S = 10.0  # ICE + DTLS must complete within this after the offer
 SILENCE_TIMEOUT_S = 3.0  # nothing at all received (the SFU sends RTCP every second or so)
 RECOVER_FOR_S = 60.0  # keep trying to get back this long, then the call is over
+KEY_WAIT_S = 1.0  # a frame under a key not yet received waits this long for it
 
 
 class VoiceClient:
@@ -422,6 +427,7 @@ class VoiceClient:
             await self._advance_code_round()
         elif isinstance(message, sig.KeyFrom):
             self.manager.accept(WrappedKey.from_dict(message.blob))
+            self._retry_waiting()
         elif isinstance(message, sig.Answer):
             self.speaker.set_fec(self.fec and opus_fec_negotiated(message.sdp, "0"))
             await self._pc.setRemoteDescription(RTCSessionDescription(
@@ -466,6 +472,7 @@ class VoiceClient:
         self.ice = await self._ice_policy()
         for stats in self.slots.values():
             self._retire_buffer(stats)
+            self.summary.frames_without_key += len(stats.waiting)
         self.slots = {}  # new streams: new sequence numbers, fresh decoders
         self.connected.clear()
         pc = self.ice.new_peer_connection()
@@ -498,16 +505,53 @@ class VoiceClient:
 
     def on_payload(self, mid: str, payload: bytes, seq: int | None = None) -> None:
         """One received RTP payload: decrypt, then put in order (filling losses), decode and
-        mix; failures are counted. ``seq`` is the RTP sequence number (None: in order)."""
+        mix; failures are counted. ``seq`` is the RTP sequence number (None: in order).
+
+        A frame under a key we do not hold yet (the media path is often faster than the
+        wrapped key, which goes through the server) waits up to KEY_WAIT_S for that key; one
+        whose key never comes (its sender left, or never sent it) is counted apart from
+        frames that fail to decrypt (forged, replayed, or under a wrong key)."""
         stats = self.slots.setdefault(mid, SlotStats())
         if not payload:
             return
+        if seq is None:  # no RTP header at hand: arrival order is sequence order
+            seq = (stats.seq + 1) & 0xFFFF
+        stats.seq = seq
         try:
             plain = self.manager.receiver.decrypt(payload)
+        except UnknownKeyError:
+            if len(stats.waiting) >= 50:
+                stats.waiting.pop(0)
+                self.summary.frames_without_key += 1
+            stats.waiting.append((time.monotonic(), seq, payload))
+            return
         except SFrameError:
             stats.failed += 1
             self.summary.frames_failed += 1
             return
+        self._play(mid, stats, seq, plain)
+
+    def _retry_waiting(self) -> None:
+        """A key arrived: frames that were waiting for one get another chance, in order."""
+        now = time.monotonic()
+        for mid, stats in list(self.slots.items()):
+            waiting, stats.waiting = stats.waiting, []
+            for since, seq, payload in waiting:
+                try:
+                    plain = self.manager.receiver.decrypt(payload)
+                except UnknownKeyError:
+                    if now - since < KEY_WAIT_S:
+                        stats.waiting.append((since, seq, payload))
+                    else:
+                        self.summary.frames_without_key += 1
+                    continue
+                except SFrameError:
+                    stats.failed += 1
+                    self.summary.frames_failed += 1
+                    continue
+                self._play(mid, stats, seq, plain)
+
+    def _play(self, mid: str, stats: SlotStats, seq: int, plain: bytes) -> None:
         stats.received += 1
         self.summary.frames_received += 1
         now = time.monotonic()
@@ -519,9 +563,6 @@ class VoiceClient:
                 rec.audio_at = now  # the first frame on the new connection
         if stats.buffer is None:
             stats.buffer = VoiceBuffer(fec=self.fec)
-        if seq is None:  # no RTP header at hand: arrival order is sequence order
-            seq = (stats.seq + 1) & 0xFFFF
-        stats.seq = seq
         buf = stats.buffer
         before_r, before_c = buf.stats.recovered, buf.stats.concealed
         frames = buf.push(seq, plain)
@@ -666,11 +707,20 @@ class VoiceClient:
         if self.closed_at is None:
             self.closed_at = time.monotonic()
         self.summary.frames_sent = self.speaker.sent
+        for stats in self.slots.values():
+            self.summary.frames_without_key += len(stats.waiting)
+            stats.waiting = []
         for task in (self._recovery, self._watcher):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        # Stop talking before saying goodbye: the others forget our keys when they hear we
+        # left, so frames still sent after `leave` (closing a peer connection takes a while)
+        # would only fail to decrypt at their end.
+        if self._track is not None:
+            self._track.stop()
+            await asyncio.sleep(0.06)
         await self.leave()
         if self._pc is not None:
             with contextlib.suppress(Exception):
