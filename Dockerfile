@@ -27,8 +27,12 @@ ENV HAVEN_NODE_MODULES=/opt/haven/node_modules \
     PYTHONUNBUFFERED=1
 USER haven
 VOLUME ["/data"]
-EXPOSE 8080
+# 8080/tcp: pages, API and signaling (put a TLS proxy in front). 40000-40199/udp: voice.
+# On Docker's default bridge network the container only knows its private address, so also
+# pass --public-address <the host's public IPv4> (docker run ... haven haven serve ...).
+EXPOSE 8080/tcp 40000-40199/udp
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"
 # Put the key file on another volume in production: --key-file /run/secrets/haven.key
-CMD ["haven", "serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data"]
+CMD ["haven", "serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data", \
+     "--udp-port-range", "40000-40199"]

@@ -28,7 +28,7 @@ import sys
 from aiohttp import web
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from media.loopback_ice import IcePolicy  # noqa: E402
+from media.ice import IcePolicy  # noqa: E402
 from media.sfu import RoomRegistry, SfuError  # noqa: E402
 
 ids = itertools.count(1)

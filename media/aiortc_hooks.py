@@ -34,7 +34,7 @@ aiortc
 
 aioice
   * ``Connection.request_received(message, addr, protocol)`` (public method, wrapped per
-    *instance* by ``media.loopback_ice.IcePolicy.guard``): with loopback-only ICE, checks
+    *instance* by ``media.ice.IcePolicy.guard``): with loopback-only ICE, checks
     from any other address are dropped before aioice learns a peer-reflexive candidate.
   * ``Connection._protocols`` (list of ``StunProtocol``, one per local candidate):
     the SFU overrides ``datagram_received`` on these *instances* so SRTP packets
@@ -44,9 +44,17 @@ aioice
   * ``Connection._nominated`` (dict component -> ``CandidatePair``) with the
     pair's ``protocol`` and ``remote_addr``: where forwarded packets go.
   * ``aioice.ice.get_host_addresses`` (module function, wrapped once by
-    ``media.loopback_ice`` so a context variable can restrict gathering).
+    ``media.ice`` so a context variable can restrict gathering).
+  * ``Connection.get_component_candidates`` binds each host candidate with
+    ``loop.create_datagram_endpoint(factory, local_addr=(address, 0))`` on the running
+    loop: ``media.ice`` wraps that method on the loop *instance* (once per loop) so binds
+    made inside ``IcePolicy.gathering()`` with a port range take a port from the range.
+  * ``Connection._local_candidates`` / ``StunProtocol.local_candidate`` (read only): the
+    Python client checks that the selected pair's local address still exists.
 
 asyncio
+  * ``loop.create_datagram_endpoint`` overridden per loop *instance* (see above); works on
+    the standard selector loop (not uvloop, whose loop class has no instance dict).
   * ``_SelectorDatagramTransport._sock``: the raw UDP socket, used for a direct
     ``sendto`` (falls back to ``transport.sendto`` when absent, e.g. uvloop, or
     when the socket would block).
@@ -170,6 +178,20 @@ def set_host_addresses_function(fn) -> None:
     aioice.ice.get_host_addresses = fn
 
 
+def datagram_endpoint_function(loop):
+    return loop.create_datagram_endpoint
+
+
+def set_datagram_endpoint_function(loop, fn) -> None:
+    loop.create_datagram_endpoint = fn
+
+
+def selected_local_candidate(conn: aioice.Connection, component: int = 1):
+    """The local aioice Candidate of the nominated pair, or None."""
+    pair = conn._nominated.get(component)
+    return None if pair is None else pair.protocol.local_candidate
+
+
 __all__ = [
     "RTCPeerConnection",
     "dtls_transport",
@@ -187,6 +209,9 @@ __all__ = [
     "unregister_receive_statistics",
     "host_addresses_function",
     "set_host_addresses_function",
+    "datagram_endpoint_function",
+    "set_datagram_endpoint_function",
+    "selected_local_candidate",
 ]
 
 

@@ -26,7 +26,7 @@ import av
 from aiortc import RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .loopback_ice import IcePolicy
+from .ice import IcePolicy
 
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960

@@ -14,7 +14,9 @@ The **client offers**, once, an audio-only, BUNDLEd, rtcp-mux session:
     m-lines 1..K    downstream slots: ``recvonly``, K <= 15 (room of 16)
 
 The server answers: m-line 0 ``recvonly``, slots ``sendonly`` with one SSRC each.
-Only Opus 48000/2 is negotiated (RED, CN, telephone-event, PCMU... are dropped);
+Only Opus 48000/2 is negotiated (RED, CN, telephone-event, PCMU... are dropped), with
+``useinbandfec=1`` (Opus in-band FEC, so a sender adds redundancy its receivers use to
+recover single losses; the SFU forwards it untouched inside the SFrame ciphertext);
 no video, no data channel (an offer with other m-lines is rejected). Joins and
 leaves never touch SDP: the room tells each client which participant occupies
 which of its downstream slots, through the slot map below, delivered by the
@@ -37,8 +39,9 @@ Public API
 ----------
 ``RoomRegistry(*, ice=None, max_rooms=1000, max_participants_per_room=16,
 max_downstream_slots=15, connect_timeout=30.0)``
-    ``ice`` is a ``media.loopback_ice.IcePolicy`` (default: all interfaces, no
-    STUN/TURN; ``IcePolicy.loopback()`` for tests and the benchmark).
+    ``ice`` is a ``media.ice.IcePolicy`` (default ``IcePolicy.server()``: every
+    interface including loopback, no STUN/TURN; optionally a public address to announce
+    and a UDP port range; ``IcePolicy.loopback()`` for tests and the benchmark).
 ``registry.room(room_id) -> Room``               get or create
 ``registry.get(room_id) -> Room | None``
 ``registry.rooms -> list[Room]``
@@ -81,6 +84,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,7 +96,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from . import aiortc_hooks as hooks
-from .loopback_ice import IcePolicy
+from .ice import IcePolicy
 from .rtp_forward import Downstream, Egress, Source, make_ingress_handler
 
 log = logging.getLogger(__name__)
@@ -143,6 +147,64 @@ SlotListener = Callable[["Participant", dict], None]
 def opus_codecs():
     return [c for c in RTCRtpSender.getCapabilities("audio").codecs
             if c.mimeType.lower() == "audio/opus" and c.clockRate == 48000 and c.channels == 2]
+
+
+OPUS_FMTP = {"useinbandfec": "1"}
+_RTPMAP_OPUS = re.compile(r"^a=rtpmap:(\d+) opus/48000(?:/2)?$", re.I)
+
+
+def with_opus_fec(sdp: str) -> str:
+    """Add ``useinbandfec=1`` to the fmtp of every Opus payload type in ``sdp``.
+
+    aiortc writes no fmtp for Opus; a WebRTC sender enables in-band FEC only when the
+    other side's description says ``useinbandfec=1``. Existing fmtp parameters are kept."""
+    sections: list[list[str]] = [[]]
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    out: list[str] = []
+    for lines in sections:
+        opus_pts = {m.group(1) for line in lines if (m := _RTPMAP_OPUS.match(line))}
+        has_fmtp: set[str] = set()
+        edited: list[str] = []
+        for line in lines:
+            if line.startswith("a=fmtp:"):
+                pt, _, params = line[len("a=fmtp:"):].partition(" ")
+                if pt in opus_pts:
+                    has_fmtp.add(pt)
+                    items = [p for p in params.split(";") if p.strip()]
+                    keys = {p.split("=", 1)[0].strip().lower() for p in items}
+                    items += [f"{k}={v}" for k, v in OPUS_FMTP.items() if k not in keys]
+                    line = f"a=fmtp:{pt} " + ";".join(items)
+            edited.append(line)
+        for line in edited:
+            out.append(line)
+            m = _RTPMAP_OPUS.match(line)
+            if m and m.group(1) not in has_fmtp:
+                out.append(f"a=fmtp:{m.group(1)} "
+                           + ";".join(f"{k}={v}" for k, v in OPUS_FMTP.items()))
+    return "\r\n".join(out) + "\r\n"
+
+
+def opus_fec_negotiated(sdp: str, mid: str = "0") -> bool:
+    """Whether the m-section ``mid`` of ``sdp`` says ``useinbandfec=1`` for Opus."""
+    section: list[str] = []
+    current: list[str] | None = None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if line == f"a=mid:{mid}":
+                section = current
+    pts = {m.group(1) for line in section if (m := _RTPMAP_OPUS.match(line))}
+    for line in section:
+        if line.startswith("a=fmtp:"):
+            pt, _, params = line[len("a=fmtp:"):].partition(" ")
+            if pt in pts and any(p.strip().lower() == "useinbandfec=1" for p in params.split(";")):
+                return True
+    return False
 
 
 class _HeldTrack(MediaStreamTrack):
@@ -318,7 +380,7 @@ class Participant:
             self._slot_owner[index] = None
         self.state = "negotiated"
         self._room._on_negotiated(self)
-        return pc.localDescription.sdp
+        return with_opus_fec(registry.ice.announce(pc.localDescription.sdp))
 
     async def close(self) -> None:
         await self._room.remove(self.participant_id)
@@ -527,7 +589,7 @@ class RoomRegistry:
                  connect_timeout: float = 30.0) -> None:
         if not 1 <= max_downstream_slots <= 64:
             raise ValueError("max_downstream_slots must be 1..64")
-        self.ice = ice or IcePolicy.default()
+        self.ice = ice or IcePolicy.server()
         self.max_rooms = max_rooms
         self.max_participants_per_room = max_participants_per_room
         self.max_downstream_slots = max_downstream_slots

@@ -101,6 +101,10 @@ class Join(Message):
     identity: dict  # an IdentityCard (media.e2ee), verified by the server and by every client
     display_name: str | None = None  # a pseudonym, where the room allows it
     color: str | None = None  # the avatar colour the person chose, "#rrggbb"
+    # A reconnect after a network change by a client that still holds every media key, with
+    # the last membership epoch it saw: if the server still has this participant (same
+    # token, same identity) and nothing changed since, nobody else notices.
+    resume_epoch: int | None = None
 
     @classmethod
     def parse(cls, d: dict) -> Join:
@@ -112,8 +116,17 @@ class Join(Message):
             raise ProtocolError("invalid_token", "the join token is malformed")
         identity = _blob(_require(d, "identity", dict))
         name = d.get("display_name")
+        resume = d.get("resume_epoch")
+        if resume is not None:
+            resume = _epoch({"epoch": resume})
         return cls(room_id, token, identity, None if name is None else _display_name(name),
-                   _color(d.get("color")))
+                   _color(d.get("color")), resume)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.resume_epoch is None:
+            del out["resume_epoch"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -286,6 +299,44 @@ class MemberInfo:
         )
 
 
+MAX_ICE_SERVERS = 8
+MAX_ICE_URLS = 8
+ICE_URL_RE = re.compile(r"^(stun|turns?):[^\s]{1,300}$")
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One STUN/TURN server entry, shaped like WebRTC's RTCIceServer. TURN entries carry a
+    short-lived credential for this participant only (media/turn.py)."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        out: dict = {"urls": list(self.urls)}
+        if self.username is not None:
+            out["username"] = self.username
+            out["credential"] = self.credential
+        return out
+
+    @classmethod
+    def parse(cls, d: dict) -> IceServer:
+        if not isinstance(d, dict):
+            raise ProtocolError("invalid_message", "each ICE server must be an object")
+        urls = d.get("urls")
+        if isinstance(urls, str):
+            urls = [urls]
+        if (not isinstance(urls, list) or not 1 <= len(urls) <= MAX_ICE_URLS
+                or not all(isinstance(u, str) and ICE_URL_RE.fullmatch(u) for u in urls)):
+            raise ProtocolError("invalid_message", "'urls' must list stun:/turn:/turns: URLs")
+        username, credential = d.get("username"), d.get("credential")
+        for name, value in (("username", username), ("credential", credential)):
+            if value is not None and (not isinstance(value, str) or len(value) > 512):
+                raise ProtocolError("invalid_message", f"'{name}' must be a short string")
+        return cls(tuple(urls), username, credential)
+
+
 @dataclass(frozen=True)
 class Joined(Message):
     type: ClassVar[str] = "joined"
@@ -296,15 +347,33 @@ class Joined(Message):
     display_name: str
     members: tuple[MemberInfo, ...]
     epoch: int = 0  # membership version; each change starts a new security-code round
+    # STUN/TURN servers for this participant's peer connection (TURN with credentials that
+    # expire); only ever sent to a connection whose join token was accepted.
+    ice_servers: tuple[IceServer, ...] = ()
+    resumed: bool = False  # a `resume` join took this participant's place silently
+
+    def to_dict(self) -> dict:
+        out = {"type": self.type}
+        out.update(asdict(self))
+        out["ice_servers"] = [s.to_dict() for s in self.ice_servers]
+        return out
 
     @classmethod
     def parse(cls, d: dict) -> Joined:
+        servers = d.get("ice_servers", [])
+        if not isinstance(servers, list) or len(servers) > MAX_ICE_SERVERS:
+            raise ProtocolError("invalid_message", "'ice_servers' must be a short list")
+        resumed = d.get("resumed", False)
+        if not isinstance(resumed, bool):
+            raise ProtocolError("invalid_message", "'resumed' must be a boolean")
         return cls(
             _require(d, "room_id", str), _participant_id(d.get("participant_id")),
             _require(d, "sender_id", int), _require(d, "room_role", str),
             _display_name(d.get("display_name")),
             tuple(MemberInfo.parse(m) for m in _require(d, "members", list)),
             _require(d, "epoch", int),
+            tuple(IceServer.parse(s) for s in servers),
+            resumed,
         )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import fractions
 import logging
 import time
 import wave
@@ -33,6 +32,7 @@ import numpy as np
 from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media import aiortc_hooks as hooks
 from media import signaling as sig
 from media.code_round import CodeRoundError, SecurityCodeRound
 from media.e2ee import (
@@ -43,15 +43,15 @@ from media.e2ee import (
     SenderKeyManager,
     WrappedKey,
 )
-from media.loopback_ice import IcePolicy
-from media.sframe import SFrameError
-from media.sfu import opus_codecs
+from media.ice import LOOPBACK, IcePolicy, local_addresses
+from media.ice_choice import choose_ice_servers
+from media.jitter import VoiceBuffer
+from media.opus import FRAME, RATE, TIME_BASE, OpusEncoder
+from media.sframe import SFrameError, UnknownKeyError
+from media.sfu import opus_codecs, opus_fec_negotiated, with_opus_fec
 
 log = logging.getLogger("haven.client")
 
-RATE = 48000
-FRAME = 960  # 20 ms
-TIME_BASE = fractions.Fraction(1, RATE)
 DOWNSTREAM_SLOTS = 15
 
 
@@ -74,64 +74,81 @@ def load_pcm(path: str | Path, seconds: float | None = None) -> np.ndarray:
     return pcm.astype(np.int16)
 
 
-class OpusEncoder:
-    def __init__(self, bitrate: int = 32000):
-        self.ctx = av.CodecContext.create("libopus", "w")
-        self.ctx.sample_rate = RATE
-        self.ctx.layout = "mono"
-        self.ctx.format = "s16"
-        self.ctx.bit_rate = bitrate
-        self.ctx.time_base = TIME_BASE
-        self.pts = 0
+class Speaker:
+    """What this client says: ``pcm`` (then silence) as paced 20 ms Opus packets, on the
+    call's own clock. It outlives peer connections: after a reconnect it carries on where the
+    clock is, like a live microphone (what fell into the outage is skipped, not bunched)."""
 
-    def encode(self, pcm20ms: np.ndarray) -> list[bytes]:
-        frame = av.AudioFrame.from_ndarray(pcm20ms.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self.pts
-        frame.time_base = TIME_BASE
-        self.pts += FRAME
-        return [bytes(p) for p in self.ctx.encode(frame)]
-
-
-class EncryptedOpusTrack(MediaStreamTrack):
-    """Paced 20 ms Opus packets of ``pcm`` (then silence), each SFrame-encrypted by ``encrypt``."""
-
-    kind = "audio"
-
-    def __init__(self, pcm: np.ndarray | None, encrypt: Callable[[bytes], bytes]):
-        super().__init__()
+    def __init__(self, pcm: np.ndarray | None, *, fec: bool = True):
         self.pcm = pcm if pcm is not None else np.zeros(0, np.int16)
-        self.encrypt = encrypt
-        self.encoder = OpusEncoder()
+        self.encoder = OpusEncoder(fec=fec)
+        self.fec = fec
         self.sent = 0
+        self.skipped = 0
         self._t0: float | None = None
         self._i = 0
 
-    async def recv(self) -> av.Packet:
-        if self.readyState != "live":
-            raise MediaStreamError
+    def set_fec(self, fec: bool) -> None:
+        """Follow what the answer negotiated (``useinbandfec``), before the first frame."""
+        if fec != self.fec and self.sent == 0:
+            self.encoder = OpusEncoder(fec=fec)
+            self.fec = fec
+
+    async def next_payload(self) -> bytes:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
-        delay = self._t0 + self._i * FRAME / RATE - now
-        if delay > 0:
-            await asyncio.sleep(delay)
+        due = self._t0 + self._i * FRAME / RATE
+        if now - due > 0.2:  # far behind (a reconnect): jump to the clock
+            behind = int((now - self._t0) * RATE / FRAME) - self._i
+            self.skipped += behind
+            self._i += behind
+            due = self._t0 + self._i * FRAME / RATE
+        if due > now:
+            await asyncio.sleep(due - now)
         start = self._i * FRAME
         chunk = self.pcm[start : start + FRAME]
         if len(chunk) < FRAME:
             chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), np.int16)])
         payloads = self.encoder.encode(chunk)
-        data = payloads[0] if payloads else b""
-        packet = av.Packet(self.encrypt(data))
-        packet.pts = self._i * FRAME
-        packet.time_base = TIME_BASE
         self._i += 1
         self.sent += 1
+        return payloads[0] if payloads else b""
+
+
+class EncryptedOpusTrack(MediaStreamTrack):
+    """The speaker's packets, each SFrame-encrypted by ``encrypt``, for one peer connection."""
+
+    kind = "audio"
+
+    def __init__(self, speaker: Speaker, encrypt: Callable[[bytes], bytes]):
+        super().__init__()
+        self.speaker = speaker
+        self.encrypt = encrypt
+
+    @property
+    def sent(self) -> int:
+        return self.speaker.sent
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        i = self.speaker._i
+        data = await self.speaker.next_payload()
+        packet = av.Packet(self.encrypt(data))
+        packet.pts = i * FRAME
+        packet.time_base = TIME_BASE
         return packet
 
 
 class Mixer:
-    """Decoded voices mixed on the client, placed on the call's timeline by arrival."""
+    """Decoded voices mixed on the client. Each voice's frames follow each other without a
+    gap (its VoiceBuffer already put them in order and filled losses); a voice is placed
+    by arrival time when it starts, and again only when it drifts more than half a second
+    from where it should be (a pause, a reconnect), so network jitter or a busy machine
+    never punches holes into the recording."""
+
+    MAX_DRIFT = RATE // 2
 
     def __init__(self, t0: float):
         self.t0 = t0
@@ -142,7 +159,7 @@ class Mixer:
     def add(self, source: str, pcm: np.ndarray, arrival: float) -> None:
         arrival_pos = int((arrival - self.t0) * RATE)
         pos = self.next_pos.get(source)
-        if pos is None or abs(arrival_pos - pos) > RATE // 10:
+        if pos is None or abs(arrival_pos - pos) > self.MAX_DRIFT:
             pos = max(arrival_pos, 0)
         end = pos + len(pcm)
         if end > len(self.buffer):
@@ -165,6 +182,10 @@ class CallSummary:
     frames_sent: int = 0
     frames_received: int = 0
     frames_failed: int = 0
+    frames_recovered: int = 0  # lost, rebuilt from the next packet's FEC data
+    frames_concealed: int = 0  # lost, guessed (PLC) or silence
+    frames_without_key: int = 0  # its sender's key never came (it left, or never sent one)
+    reconnects: int = 0
     security_code: str = ""
     members: int = 0
     ended: str | None = None
@@ -172,6 +193,13 @@ class CallSummary:
     def line(self) -> str:
         text = (f"frames sent {self.frames_sent}, received {self.frames_received}, "
                 f"failed to decrypt {self.frames_failed}")
+        if self.frames_recovered or self.frames_concealed:
+            text += (f", lost {self.frames_recovered + self.frames_concealed} "
+                     f"({self.frames_recovered} recovered by FEC)")
+        if self.frames_without_key:
+            text += f", {self.frames_without_key} arrived without their key"
+        if self.reconnects:
+            text += f", reconnected {self.reconnects}x"
         if self.ended:
             text += f"; session ended ({self.ended})"
         return text
@@ -182,13 +210,31 @@ class SlotStats:
     participant_id: str | None = None
     received: int = 0
     failed: int = 0
-    decoder: av.CodecContext | None = None
+    buffer: VoiceBuffer | None = None
+    seq: int = 0  # last sequence number (when a payload comes without one)
+    waiting: list = dataclasses.field(default_factory=list)  # (since, seq, frame) keyless
 
 
-def _ice_for(join: sig.JoinUrl) -> IcePolicy:
-    if join.host in ("127.0.0.1", "localhost"):
-        return IcePolicy.loopback()
-    return IcePolicy.default()
+@dataclass
+class Recovery:
+    """One loss of the connection and what it took to get audio back (monotonic seconds)."""
+
+    reason: str
+    detected_at: float
+    reconnected_at: float | None = None
+    audio_at: float | None = None
+    resumed: bool | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# How the client notices a broken network path (a new address, a NAT rebinding, Wi-Fi gone):
+WATCH_INTERVAL_S = 0.5  # how often the connection is looked at
+CONNECT_TIMEOUT_S = 10.0  # ICE + DTLS must complete within this after the offer
+SILENCE_TIMEOUT_S = 3.0  # nothing at all received (the SFU sends RTCP every second or so)
+RECOVER_FOR_S = 60.0  # keep trying to get back this long, then the call is over
+KEY_WAIT_S = 1.0  # a frame under a key not yet received waits this long for it
 
 
 class VoiceClient:
@@ -200,31 +246,47 @@ class VoiceClient:
         send_pcm: np.ndarray | None = None,
         display_name: str | None = None,
         ice: IcePolicy | None = None,
+        fec: bool = True,
         on_message: Callable[[str, str], None] | None = None,
     ):
         self.join = sig.parse_join_url(join_url)
         self.identity = identity
         self.send_pcm = send_pcm
         self.display_name = display_name
-        self.ice = ice or _ice_for(self.join)
+        self.ice_override = ice  # None: IcePolicy.client() with the servers from `joined`
+        self.ice: IcePolicy | None = ice
+        self.fec = fec
         self.on_message = on_message  # ("in"|"out", raw text): for tests and diagnostics
         self.summary = CallSummary()
         self.manager: SenderKeyManager | None = None
         self.participant_id = ""
+        self.sender_id = -1
         self.room_role = "member"
+        self.epoch = -1
         self.members: dict[str, sig.MemberInfo] = {}
         self.slots: dict[str, SlotStats] = {}
         self.mixer = Mixer(time.monotonic())
         self.security_code = ""  # shown only once the commit-then-reveal round completes
         self.code_round: SecurityCodeRound | None = None
+        self.ice_servers: tuple[sig.IceServer, ...] = ()
+        self.speaker = Speaker(send_pcm, fec=fec)
         self.joined = asyncio.Event()
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()
+        self.started_at: float | None = None
+        self.first_audio_at: float | None = None
+        self.recoveries: list[Recovery] = []
+        self.buffers_closed: list[dict] = []  # counters of voice buffers already replaced
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._session: aiohttp.ClientSession | None = None
         self._pc = None
         self._track: EncryptedOpusTrack | None = None
         self._reader: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        self._recovery: asyncio.Task | None = None
+        self._join_result: asyncio.Future | None = None
+        self._closing = False
+        self._turn_failures = 0
         self.closed_at: float | None = None
 
     # --- signaling ----------------------------------------------------------------------
@@ -245,6 +307,7 @@ class VoiceClient:
 
     async def _new_code_round(self, epoch: int) -> None:
         """Membership changed: a new commit-then-reveal round for the security code."""
+        self.epoch = epoch
         cards = {pid: IdentityCard.from_dict(m.identity) for pid, m in self.members.items()}
         self.code_round = SecurityCodeRound(self.join.room_id, epoch, self.participant_id,
                                             self.identity.card(), cards)
@@ -265,19 +328,33 @@ class VoiceClient:
             self.summary.security_code = code
 
     async def start(self) -> None:
+        """Join the room and start media; raises ConnectionError if the server refuses."""
+        self.started_at = time.monotonic()
+        await self._connect(resume=False)
+
+    async def _connect(self, *, resume: bool) -> None:
+        """One signaling connection: join (or resume our place), then a new peer connection."""
+        loop = asyncio.get_running_loop()
         self._session = aiohttp.ClientSession()
-        self._ws = await self._session.ws_connect(self.join.signaling_url, heartbeat=5)
-        await self._send(sig.Join(self.join.room_id, self.join.token, self.identity.card().to_dict(),
-                                  self.display_name))
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
-        await asyncio.wait_for(self.joined.wait(), 15)
+        self._ws = await asyncio.wait_for(
+            self._session.ws_connect(self.join.signaling_url, heartbeat=5), 10)
+        self._join_result = join_result = loop.create_future()
+        await self._send(sig.Join(self.join.room_id, self.join.token,
+                                  self.identity.card().to_dict(), self.display_name,
+                                  resume_epoch=self.epoch if resume and self.manager else None))
+        self._reader = loop.create_task(self._read_loop(self._ws, join_result))
+        await asyncio.wait_for(asyncio.shield(join_result), 15)
+        if self.ended.is_set() or not join_result.result():
+            raise ConnectionError(f"could not join: {self.summary.ended or 'connection closed'}")
         await self._negotiate()
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, ws, join_result: asyncio.Future) -> None:
         try:
-            async for msg in self._ws:
+            async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
+                if ws is not self._ws:
+                    return  # an old connection, replaced after a network change
                 if self.on_message:
                     self.on_message("in", msg.data)
                 try:
@@ -291,18 +368,38 @@ class VoiceClient:
                     # A bad key blob from one member must not end the call for us.
                     log.warning("key exchange problem: %s", exc)
         finally:
-            self.ended.set()
+            if not join_result.done():
+                join_result.set_result(False)
+            if ws is self._ws and not self._closing and not self.ended.is_set():
+                if join_result.result():
+                    self._start_recovery("the signaling connection was lost")
+                else:
+                    self.ended.set()
             self.joined.set()
 
     async def _handle(self, message: sig.Message) -> None:
         if isinstance(message, sig.Joined):
-            self.participant_id = message.participant_id
+            self.ice_servers = message.ice_servers
             self.room_role = message.room_role
-            self.manager = SenderKeyManager(message.room_id, self.identity,
-                                            message.participant_id, message.sender_id)
-            self.members = {m.participant_id: m for m in message.members}
-            await self._send_keys(self.manager.start([self._member(m) for m in message.members]))
-            await self._new_code_round(message.epoch)
+            if (message.resumed and self.manager is not None
+                    and message.participant_id == self.participant_id
+                    and message.sender_id == self.sender_id):
+                # Our place was kept: same keys, same epoch, same code. Nobody re-keys.
+                self.members = {m.participant_id: m for m in message.members}
+                if self.recoveries:
+                    self.recoveries[-1].resumed = True
+            else:
+                if self.recoveries and self.recoveries[-1].resumed is None:
+                    self.recoveries[-1].resumed = False
+                self.participant_id = message.participant_id
+                self.sender_id = message.sender_id
+                self.manager = SenderKeyManager(message.room_id, self.identity,
+                                                message.participant_id, message.sender_id)
+                self.members = {m.participant_id: m for m in message.members}
+                await self._send_keys(self.manager.start([self._member(m) for m in message.members]))
+                await self._new_code_round(message.epoch)
+            if self._join_result is not None and not self._join_result.done():
+                self._join_result.set_result(True)
             self.joined.set()
         elif isinstance(message, sig.MemberJoined):
             self.members[message.member.participant_id] = message.member
@@ -330,14 +427,17 @@ class VoiceClient:
             await self._advance_code_round()
         elif isinstance(message, sig.KeyFrom):
             self.manager.accept(WrappedKey.from_dict(message.blob))
+            self._retry_waiting()
         elif isinstance(message, sig.Answer):
-            await self._pc.setRemoteDescription(RTCSessionDescription(message.sdp, "answer"))
+            self.speaker.set_fec(self.fec and opus_fec_negotiated(message.sdp, "0"))
+            await self._pc.setRemoteDescription(RTCSessionDescription(
+                self.ice.filter_remote_sdp(message.sdp), "answer"))
         elif isinstance(message, sig.Slots):
             for s in message.slots:
                 stats = self.slots.setdefault(s.mid, SlotStats())
                 if stats.participant_id != s.participant_id:
                     stats.participant_id = s.participant_id
-                    stats.decoder = None  # a new voice on this slot: a fresh decoder
+                    self._retire_buffer(stats)  # a new voice on this slot: a fresh decoder
         elif isinstance(message, sig.Muted):
             if message.participant_id in self.members:
                 m = self.members[message.participant_id]
@@ -357,66 +457,236 @@ class VoiceClient:
     def _encrypt(self, frame: bytes) -> bytes:
         return self.manager.sender.encrypt(frame) if frame else frame
 
+    async def _ice_policy(self) -> IcePolicy:
+        if self.ice_override is not None:
+            return self.ice_override
+        policy = IcePolicy.client(self.join.host)
+        if policy.loopback_only or not self.ice_servers:
+            return policy
+        servers = await choose_ice_servers(self.ice_servers, skip=self._turn_failures)
+        return policy.with_ice_servers(servers)
+
     async def _negotiate(self) -> None:
         if self.ended.is_set():
             raise ConnectionError(f"could not join: {self.summary.ended}")
+        self.ice = await self._ice_policy()
+        for stats in self.slots.values():
+            self._retire_buffer(stats)
+            self.summary.frames_without_key += len(stats.waiting)
+        self.slots = {}  # new streams: new sequence numbers, fresh decoders
+        self.connected.clear()
+        pc = self.ice.new_peer_connection()
+        self._pc = pc
         with self.ice.gathering():
-            self._pc = self.ice.new_peer_connection()
-            self._track = EncryptedOpusTrack(self.send_pcm, self._encrypt)
-            up = self._pc.addTransceiver(self._track, direction="sendonly")
+            self._track = EncryptedOpusTrack(self.speaker, self._encrypt)
+            up = pc.addTransceiver(self._track, direction="sendonly")
             up.setCodecPreferences(opus_codecs())
             for _ in range(DOWNSTREAM_SLOTS):
-                t = self._pc.addTransceiver("audio", direction="recvonly")
+                t = pc.addTransceiver("audio", direction="recvonly")
                 t.setCodecPreferences(opus_codecs())
-            await self._pc.setLocalDescription(await self._pc.createOffer())
+            await pc.setLocalDescription(await pc.createOffer())
         self.ice.guard(up)
-        for t in self._pc.getTransceivers()[1:]:
+        for t in pc.getTransceivers()[1:]:
             t.receiver._handle_rtp_packet = self._receiver_hook(t.mid)
 
-        @self._pc.on("connectionstatechange")
+        @pc.on("connectionstatechange")
         def _state() -> None:
-            if self._pc.connectionState == "connected":
+            if pc is self._pc and pc.connectionState == "connected":
                 self.connected.set()
 
-        await self._send(sig.Offer(self._pc.localDescription.sdp))
+        await self._send(sig.Offer(with_opus_fec(pc.localDescription.sdp)))
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(pc))
 
     def _receiver_hook(self, mid: str):
         async def handle(packet, arrival_time_ms: int) -> None:
-            self.on_payload(mid, packet.payload)
+            self.on_payload(mid, packet.payload, packet.sequence_number)
 
         return handle
 
-    def on_payload(self, mid: str, payload: bytes) -> None:
-        """One received RTP payload: decrypt, then decode and mix; failures are counted."""
+    def on_payload(self, mid: str, payload: bytes, seq: int | None = None) -> None:
+        """One received RTP payload: decrypt, then put in order (filling losses), decode and
+        mix; failures are counted. ``seq`` is the RTP sequence number (None: in order).
+
+        A frame under a key we do not hold yet (the media path is often faster than the
+        wrapped key, which goes through the server) waits up to KEY_WAIT_S for that key; one
+        whose key never comes (its sender left, or never sent it) is counted apart from
+        frames that fail to decrypt (forged, replayed, or under a wrong key)."""
         stats = self.slots.setdefault(mid, SlotStats())
         if not payload:
             return
+        if seq is None:  # no RTP header at hand: arrival order is sequence order
+            seq = (stats.seq + 1) & 0xFFFF
+        stats.seq = seq
         try:
             plain = self.manager.receiver.decrypt(payload)
+        except UnknownKeyError:
+            if len(stats.waiting) >= 50:
+                stats.waiting.pop(0)
+                self.summary.frames_without_key += 1
+            stats.waiting.append((time.monotonic(), seq, payload))
+            return
         except SFrameError:
             stats.failed += 1
             self.summary.frames_failed += 1
             return
+        self._play(mid, stats, seq, plain)
+
+    def _retry_waiting(self) -> None:
+        """A key arrived: frames that were waiting for one get another chance, in order."""
+        now = time.monotonic()
+        for mid, stats in list(self.slots.items()):
+            waiting, stats.waiting = stats.waiting, []
+            for since, seq, payload in waiting:
+                try:
+                    plain = self.manager.receiver.decrypt(payload)
+                except UnknownKeyError:
+                    if now - since < KEY_WAIT_S:
+                        stats.waiting.append((since, seq, payload))
+                    else:
+                        self.summary.frames_without_key += 1
+                    continue
+                except SFrameError:
+                    stats.failed += 1
+                    self.summary.frames_failed += 1
+                    continue
+                self._play(mid, stats, seq, plain)
+
+    def _play(self, mid: str, stats: SlotStats, seq: int, plain: bytes) -> None:
         stats.received += 1
         self.summary.frames_received += 1
-        if not plain:
-            return  # DTX: nothing to decode
-        if stats.decoder is None:
-            stats.decoder = av.CodecContext.create("libopus", "r")
-            stats.decoder.sample_rate = RATE
-            stats.decoder.layout = "mono"
+        now = time.monotonic()
+        if plain:
+            if self.first_audio_at is None:
+                self.first_audio_at = now
+            rec = self.recoveries[-1] if self.recoveries else None
+            if rec is not None and rec.reconnected_at is not None and rec.audio_at is None:
+                rec.audio_at = now  # the first frame on the new connection
+        if stats.buffer is None:
+            stats.buffer = VoiceBuffer(fec=self.fec)
+        buf = stats.buffer
+        before_r, before_c = buf.stats.recovered, buf.stats.concealed
+        frames = buf.push(seq, plain)
+        self.summary.frames_recovered += buf.stats.recovered - before_r
+        self.summary.frames_concealed += buf.stats.concealed - before_c
+        if frames:
+            pcm = np.concatenate(frames).astype(np.float32)
+            # the last frame is this packet's; earlier ones (filled gaps) were due before it
+            self.mixer.add(mid, pcm, now - (len(pcm) - len(frames[-1])) / RATE)
+
+    def _retire_buffer(self, stats: SlotStats) -> None:
+        if stats.buffer is not None:
+            self.buffers_closed.append(stats.buffer.stats.to_dict())
+            stats.buffer = None
+
+    def receive_stats(self) -> dict:
+        """The voice buffers' counters (decoded, recovered, concealed, ...), summed over
+        the whole call."""
+        total: dict[str, int] = {}
+        live = [s.buffer.stats.to_dict() for s in self.slots.values() if s.buffer is not None]
+        for counters in self.buffers_closed + live:
+            for k, v in counters.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    # --- noticing a broken path, and getting back -----------------------------------------
+
+    async def _watch(self, pc) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        last_rx, last_change = -1, loop.time()
         try:
-            frames = stats.decoder.decode(av.Packet(plain))
-        except av.FFmpegError:
+            while pc is self._pc and not self.ended.is_set() and not self._closing:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                if pc is not self._pc:
+                    return
+                state = pc.connectionState
+                now = loop.time()
+                if state in ("failed", "closed"):
+                    return self._start_recovery(f"the media connection {state}")
+                if state != "connected":
+                    if now - started > CONNECT_TIMEOUT_S:
+                        self._turn_failures += 1
+                        return self._start_recovery("the media connection did not come up")
+                    continue
+                if self._local_address_gone(pc):
+                    return self._start_recovery("this machine's network address changed")
+                rx = await self._packets_received(pc)
+                if rx != last_rx:
+                    last_rx, last_change = rx, now
+                elif now - last_change > SILENCE_TIMEOUT_S:
+                    return self._start_recovery(
+                        f"nothing received for {SILENCE_TIMEOUT_S:.0f} s")
+        except Exception:
+            log.exception("connection watch failed")
+
+    def _local_address_gone(self, pc) -> bool:
+        try:
+            conn = hooks.ice_connection(hooks.dtls_transport(pc.getTransceivers()[0]))
+            local = hooks.selected_local_candidate(conn)
+        except (AttributeError, IndexError):
+            return False
+        if local is None or local.type != "host" or local.host == LOOPBACK:
+            return False
+        return local.host not in local_addresses()
+
+    @staticmethod
+    async def _packets_received(pc) -> int:
+        report = await pc.getReceivers()[0].getStats()
+        return sum(getattr(s, "packetsReceived", 0) for s in report.values()
+                   if getattr(s, "type", "") == "transport")
+
+    def _start_recovery(self, reason: str) -> None:
+        if self._recovery is not None or self._closing or self.ended.is_set():
             return
-        for f in frames:
-            pcm = f.to_ndarray().astype(np.float32)
-            if pcm.ndim == 2 and pcm.shape[0] > 1:
-                pcm = pcm.mean(axis=0)
-            pcm = pcm.reshape(-1)
-            if f.format.name.startswith("flt"):
-                pcm = pcm * 32767.0
-            self.mixer.add(mid, pcm, time.monotonic())
+        self._recovery = asyncio.get_running_loop().create_task(self._recover(reason))
+
+    async def _recover(self, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        rec = Recovery(reason, time.monotonic())
+        self.recoveries.append(rec)
+        self.summary.reconnects += 1
+        log.warning("connection lost (%s); reconnecting", reason)
+        deadline = loop.time() + RECOVER_FOR_S
+        delay = 0.25
+        try:
+            while not self._closing and not self.ended.is_set():
+                await self._drop_transport()
+                try:
+                    await self._connect(resume=True)
+                    rec.reconnected_at = time.monotonic()
+                    return
+                except (OSError, TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+                    log.info("reconnect failed: %s", exc or exc.__class__.__name__)
+                if self.ended.is_set() or loop.time() + delay > deadline:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 4.0)
+            if not self.ended.is_set() and not self._closing:
+                self.summary.ended = self.summary.ended or "connection_lost"
+                self.ended.set()
+        finally:
+            self._recovery = None
+
+    async def _drop_transport(self) -> None:
+        """Forget the current signaling and media connections, without a `leave`."""
+        pc, ws, session, reader, track, watcher = (self._pc, self._ws, self._session,
+                                                   self._reader, self._track, self._watcher)
+        self._pc = self._ws = self._session = self._reader = self._track = None
+        self._watcher = None
+        for task in (reader, watcher):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        if track is not None:
+            track.stop()
+        if pc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pc.close(), 3)
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1)
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await session.close()
 
     # --- the whole call -----------------------------------------------------------------
 
@@ -433,20 +703,37 @@ class VoiceClient:
                 await self._send(sig.Leave())
 
     async def close(self) -> None:
+        self._closing = True
         if self.closed_at is None:
             self.closed_at = time.monotonic()
+        self.summary.frames_sent = self.speaker.sent
+        for stats in self.slots.values():
+            self.summary.frames_without_key += len(stats.waiting)
+            stats.waiting = []
+        for task in (self._recovery, self._watcher):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        # Stop talking before saying goodbye: the others forget our keys when they hear we
+        # left, so frames still sent after `leave` (closing a peer connection takes a while)
+        # would only fail to decrypt at their end.
         if self._track is not None:
-            self.summary.frames_sent = self._track.sent
+            self._track.stop()
+            await asyncio.sleep(0.06)
         await self.leave()
         if self._pc is not None:
-            await self._pc.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pc.close(), 5)
         if self._ws is not None:
-            await self._ws.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 2)
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, 2)
         if self._session is not None:
             await self._session.close()
+        self.ended.set()
 
     def write_wav(self, path: str | Path) -> None:
         pcm = self.mixer.pcm16(until=self.closed_at)
@@ -455,4 +742,3 @@ class VoiceClient:
             w.setsampwidth(2)
             w.setframerate(RATE)
             w.writeframes(pcm.tobytes())
-

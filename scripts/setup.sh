@@ -46,10 +46,18 @@ fi
 
 if [ "$want_test" = 1 ]; then
     # Browser tests: Debian's Chromium and Firefox ESR (driven by puppeteer-core over WebDriver
-    # BiDi), and PulseAudio, which headless Firefox needs to start an AudioContext.
+    # BiDi), and PulseAudio, which headless Firefox needs to start an AudioContext. The network
+    # tests (tests/net/) build namespaces with iproute2 and nftables and relay through a real coturn.
     missing=""
     command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
     command -v firefox-esr >/dev/null 2>&1 || missing="$missing firefox-esr"
     command -v pulseaudio >/dev/null 2>&1 || missing="$missing pulseaudio"
-    if [ -n "$missing" ]; then apt_install $missing; fi
+    command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
+    command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+    command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+    command -v ss >/dev/null 2>&1 || missing="$missing iproute2"
+    if [ -n "$missing" ]; then
+        # shellcheck disable=SC2086 # word splitting intended
+        apt_install $(printf '%s\n' $missing | sort -u)
+    fi
 fi

@@ -21,7 +21,7 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 
 from media import aiortc_hooks as hooks
 from media.client import HavenClient, encode_opus
-from media.loopback_ice import IcePolicy
+from media.ice import IcePolicy
 from media.sfu import RoomRegistry
 
 
@@ -53,12 +53,12 @@ def test_aioice_connection_protocols_nominated_and_datagram_received():
 
 
 def test_aioice_get_host_addresses_is_module_level():
-    from media import loopback_ice
+    from media import ice as ice_module
 
-    loopback_ice.install()
+    ice_module.install()
     fn = aioice.ice.get_host_addresses
-    assert fn is loopback_ice._policy_host_addresses
-    assert list(inspect.signature(loopback_ice._installed_original).parameters) == [
+    assert fn is ice_module._policy_host_addresses
+    assert list(inspect.signature(ice_module._installed_original).parameters) == [
         "use_ipv4", "use_ipv6"]
     assert "get_host_addresses(" in inspect.getsource(aioice.Connection.gather_candidates)
 
@@ -169,7 +169,7 @@ def test_dtls_instance_attributes(name):
 
 
 def test_ice_connection_request_received_signature():
-    """media.loopback_ice.IcePolicy.guard wraps this per connection (loopback-only ICE)."""
+    """media.ice.IcePolicy.guard wraps this per connection (loopback-only ICE)."""
     params = list(inspect.signature(aioice.Connection.request_received).parameters)
     assert params == ["self", "message", "addr", "protocol"]
     # peer-reflexive learning happens behind it, which is what the guard must pre-empt
@@ -199,3 +199,36 @@ async def test_loopback_guard_ignores_checks_from_other_addresses():
     finally:
         await a.close()
         await b.close()
+
+
+def test_aioice_binds_host_candidates_through_the_running_loop():
+    """media.ice wraps loop.create_datagram_endpoint per loop for --udp-port-range."""
+    src = inspect.getsource(aioice.Connection.get_component_candidates)
+    assert "loop = asyncio.get_running_loop()" in src
+    assert "loop.create_datagram_endpoint(" in src and "local_addr=(address, 0)" in src
+
+
+async def test_port_range_hook_wraps_the_loop_instance_once():
+    from media import ice as ice_module
+
+    loop = asyncio.get_running_loop()
+    policy = IcePolicy(host_addresses=("127.0.0.1",), port_range=(47000, 47009))
+    with policy.gathering():
+        first = hooks.datagram_endpoint_function(loop)
+    with policy.gathering():
+        assert hooks.datagram_endpoint_function(loop) is first  # idempotent
+    assert first._haven_port_range and "create_datagram_endpoint" in loop.__dict__
+    assert ice_module._active.get() is None  # outside the context nothing is restricted
+
+
+def test_selected_local_candidate_reads_the_nominated_pair():
+    assert "self._nominated" in inspect.getsource(aioice.Connection.__init__)
+    assert "protocol.local_candidate = Candidate(" in inspect.getsource(
+        aioice.Connection.get_component_candidates)
+
+    class Pair:
+        protocol = type("P", (), {"local_candidate": "cand"})()
+
+    conn = type("C", (), {"_nominated": {1: Pair()}})()
+    assert hooks.selected_local_candidate(conn) == "cand"
+    assert hooks.selected_local_candidate(type("C", (), {"_nominated": {}})()) is None

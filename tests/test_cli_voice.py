@@ -42,7 +42,8 @@ def test_invite_then_two_calls_hear_each_other(live_server, tmp_path):
     for c, (out, err) in zip(calls, outs, strict=True):
         assert c.returncode == 0, err
         summary = out.strip().splitlines()[-1]
-        m = re.fullmatch(r"frames sent (\d+), received (\d+), failed to decrypt (\d+)", summary)
+        # (a lossy or reconnecting call adds ", lost N (M recovered by FEC)" and the like)
+        m = re.match(r"frames sent (\d+), received (\d+), failed to decrypt (\d+)", summary)
         assert m, summary
         assert int(m.group(1)) > 100 and int(m.group(2)) > 100 and int(m.group(3)) == 0
     codes = [re.findall(r"security code: ([\d ]+?)  \(2 in the room", out)[0] for out, _ in outs]

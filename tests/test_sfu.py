@@ -15,7 +15,7 @@ import struct
 import pytest
 
 from media.client import HavenClient, encode_opus
-from media.loopback_ice import IcePolicy, candidate_addresses
+from media.ice import IcePolicy, candidate_addresses
 from media.rtp_forward import Downstream, Egress, Source
 from media.sfu import (
     NegotiationError,

@@ -43,9 +43,9 @@ class Tap:
         original = client.on_payload
         loop = asyncio.get_running_loop()
 
-        def on_payload(mid, payload):
+        def on_payload(mid, payload, *seq):
             self.payloads.append((name, loop.time(), payload))
-            original(mid, payload)
+            original(mid, payload, *seq)
 
         client.on_payload = on_payload
         client.on_message = lambda direction, text: self.messages.append(text)
@@ -57,11 +57,13 @@ class PlaintextLog:
 
     def __init__(self, client: VoiceClient):
         self.frames: set[bytes] = set()
+        self.in_order: list[bytes] = []
         inner = client._encrypt
 
         def encrypt(frame: bytes) -> bytes:
             if frame:
                 self.frames.add(frame)
+                self.in_order.append(frame)
             return inner(frame)
 
         client._encrypt = encrypt
@@ -100,6 +102,9 @@ async def test_three_clients_hear_each_other_and_the_server_sees_only_ciphertext
                 assert k is not None
                 base_keys.add(k.base_key)
         codes = {c.security_code for c in clients}
+        # counted before anyone leaves: a departure re-keys, and frames under the new key
+        # may overtake its wrapped key by design (media/e2ee.py SenderKeyManager)
+        failed = [c.summary.frames_failed for c in clients]
         for c in clients:
             await c.close()
 
@@ -113,7 +118,7 @@ async def test_three_clients_hear_each_other_and_the_server_sees_only_ciphertext
                 assert share < 0.02, (i, f, share)
             else:
                 assert share > 0.15, (i, f, share)
-        assert c.summary.frames_failed == 0
+        assert failed[i] == 0
 
     # 2. everyone shows the same security code
     assert len(codes) == 1 and len(next(iter(codes)).replace(" ", "")) == 15
@@ -127,7 +132,7 @@ async def test_three_clients_hear_each_other_and_the_server_sees_only_ciphertext
     assert not any(p in all_plain for p in forwarded)
     assert not any(fr in p for p in forwarded[::25] for fr in list(all_plain)[:200])
     as_opus = decode_as_opus(forwarded[:600])
-    control = decode_as_opus([f for c in plain for f in list(c.frames)[:100]])
+    control = decode_as_opus([f for c in plain for f in c.in_order[50:150]])
     for f in FREQS:
         assert band_share(control, f) > 0.15  # the same check does find tones in plaintext
         assert band_share(as_opus, f) < 0.08

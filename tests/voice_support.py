@@ -65,8 +65,8 @@ def key_forms(key: bytes) -> list[str]:
 class VoiceServer:
     """The real Haven app (aiohttp + the aiortc SFU) on a loopback port, in this process."""
 
-    def __init__(self, data_dir: Path):
-        self.app = create_app(test_config(data_dir))
+    def __init__(self, data_dir: Path, **config):
+        self.app = create_app(test_config(data_dir, **config))
         self.server = TestServer(self.app, host="127.0.0.1")
 
     async def __aenter__(self) -> VoiceServer:
@@ -95,3 +95,11 @@ class VoiceServer:
             ]
         finally:
             db.close()
+
+
+def syllables(freq: float, seconds: float = 8.0, amplitude: int = 8000) -> np.ndarray:
+    """A tone that comes and goes three times a second, like speech: Opus codes it as voice
+    (SILK/hybrid), so in-band FEC is actually sent (a steady tone is coded as music)."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 3 * t)
+    return (amplitude * envelope * np.sin(2 * np.pi * freq * t)).astype(np.int16)

@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from groups import schema as groups_schema
-from media.loopback_ice import IcePolicy
+from media.ice import IcePolicy
 from media.sfu import RoomRegistry
 from therapy import schema as therapy_schema
 from therapy.datadir import DataDir, prepare, ring_problem
@@ -204,11 +204,18 @@ async def _store_ctx(app: web.Application):
     store.close()
 
 
+def ice_policy(config: Config) -> IcePolicy:
+    if config.ice_loopback_only:
+        return IcePolicy.loopback()
+    return IcePolicy.server(public_address=config.public_address,
+                            port_range=config.udp_port_range)
+
+
 async def _voice_ctx(app: web.Application):
     config = app[appkeys.CONFIG]
-    ice = IcePolicy.loopback() if config.ice_loopback_only else IcePolicy.default()
     origins = {config.public_base_url.rstrip("/")} if config.public_base_url else set()
-    hub = VoiceHub(app[appkeys.STORE], RoomRegistry(ice=ice), origins)
+    hub = VoiceHub(app[appkeys.STORE], RoomRegistry(ice=ice_policy(config)), origins,
+                   ice_servers=config.ice_servers)
     app[appkeys.VOICE] = hub
     yield
     await hub.close()

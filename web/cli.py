@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from media.call import CallError
+from media.turn import DEFAULT_TTL_S, IceServers, IceUrlError
 from therapy import accounts
 from therapy.accounts import AccountError, Role, ValidationError
 from therapy.audit import Actor
@@ -27,6 +28,49 @@ from web.config import Config
 
 class CliError(Exception):
     """A failure to report as one line and exit 2."""
+
+
+TURN_SECRET_ENV = "HAVEN_TURN_SECRET"
+
+
+def parse_port_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise CliError(f"--udp-port-range must look like 40000-40199, not {text[:40]!r}")
+    lo, hi = int(low), int(high)
+    if not 1024 <= lo <= hi <= 65535:
+        raise CliError("--udp-port-range must lie within 1024-65535 with LOW <= HIGH")
+    return lo, hi
+
+
+def parse_public_address(text: str | None) -> str | None:
+    import ipaddress
+
+    if text is None:
+        return None
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise CliError(f"--public-address must be an IPv4 address, not {text[:40]!r}") from None
+    if addr.version != 4 or addr.is_unspecified or addr.is_loopback or addr.is_multicast:
+        raise CliError("--public-address must be a unicast IPv4 address (not 0.0.0.0, "
+                       "127.x or multicast)")
+    return str(addr)
+
+
+def parse_ice_servers(urls: list[str], secret: str | None, ttl_text: str) -> IceServers:
+    import os
+
+    if secret is None:
+        secret = os.environ.get(TURN_SECRET_ENV) or None
+    if not ttl_text.strip().isdigit():
+        raise CliError("--turn-ttl must be a whole number of seconds")
+    try:
+        return IceServers.from_urls(urls, secret, int(ttl_text))
+    except IceUrlError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -53,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ice-loopback-only", action="store_true",
                        help="offer only 127.0.0.1 ICE candidates (single-host testing)")
     logs.add_arguments(serve)
+    serve.add_argument("--public-address", metavar="IP", default=None,
+                       help="IPv4 address announced in ICE candidates, for a server behind "
+                            "1:1 NAT (cloud VM, container)")
+    serve.add_argument("--udp-port-range", metavar="LOW-HIGH", default=None,
+                       help="UDP ports for media (e.g. 40000-40199), so a firewall can open "
+                            "a known range; about 2 ports per participant")
+    serve.add_argument("--ice-server", metavar="URL", action="append", default=[],
+                       help="STUN/TURN server handed to participants (repeatable): "
+                            "stun:HOST[:PORT], turn:HOST[:PORT][?transport=tcp], turns:HOST[:PORT]")
+    serve.add_argument("--turn-secret", metavar="SECRET", default=None,
+                       help="secret shared with the TURN server (coturn use-auth-secret); "
+                            f"default: the {TURN_SECRET_ENV} environment variable")
+    serve.add_argument("--turn-ttl", metavar="SECONDS", type=str, default=str(DEFAULT_TTL_S),
+                       help="lifetime of the TURN credentials handed out (default 3600)")
 
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -129,6 +187,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, key_file=args.key_file, host=args.host, port=args.port,
         demo=args.demo, public_base_url=args.public_url, secure_cookies=args.secure_cookies,
         open_signup=not args.invite_only, ice_loopback_only=args.ice_loopback_only,
+        public_address=parse_public_address(args.public_address),
+        udp_port_range=parse_port_range(args.udp_port_range),
+        ice_servers=parse_ice_servers(args.ice_server, args.turn_secret, args.turn_ttl),
     )
     logs.configure(args.log_level, loggers=dict(args.log_level_for))
     data_dir = open_data_dir(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from media.turn import IceServers
 from therapy.accounts import DEFAULT_COST, ScryptCost
 
 
@@ -31,6 +32,12 @@ class Config:
     max_json_bytes: int = 64 * 1024
     # ICE for the SFU: restrict candidates to loopback (tests, benchmarks, single-host demos).
     ice_loopback_only: bool = False
+    # The address announced in ICE candidates when the server sits behind 1:1 NAT.
+    public_address: str | None = None
+    # (low, high): the UDP ports media may use, so a firewall can open a known range.
+    udp_port_range: tuple[int, int] | None = None
+    # STUN/TURN servers handed to participants, with the TURN REST secret (never in repr).
+    ice_servers: IceServers = field(default_factory=IceServers)
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir)

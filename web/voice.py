@@ -8,6 +8,15 @@ are relayed to their recipients unread: the server never holds a media key.
 A connection that sends something malformed, oversized, out of order or too fast gets an
 ``error`` message and is closed; nothing it does reaches any other connection. See
 docs/protocol.md for every message.
+
+Network changes: a connection that is lost (no close frame: the heartbeat timed out, the
+socket reset) is held for ``RESUME_GRACE_S`` before the others hear ``member_left``. Within
+that time the same participant (same token, same identity card) may come back with
+``join {resume_epoch: N}`` (N = the last epoch it saw, still the room's) and take its
+place silently: same participant and sender id, same
+epoch, no re-keying for anyone. Its media restarts on a new peer connection (the others only
+see ``slots`` change). A membership change during the hold drops the held participant at
+once (it could not take part in the key exchange), and so does its expiry.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from media import signaling as sig
 from media.e2ee import IdentityCard, KeyExchangeError
 from media.sfu import Participant, RoomRegistry, SfuError
+from media.turn import IceServers
 from therapy import rooms, waiting_room
 from therapy.audit import Actor
 from therapy.storage import Store
@@ -35,6 +45,7 @@ JOIN_TIMEOUT = 10.0
 HEARTBEAT = 5.0  # seconds between WebSocket pings; a vanished peer is gone in ~1.5x this
 RATE_WINDOW, RATE_MAX = 10.0, 200  # messages per window per connection
 SEND_QUEUE = 256
+RESUME_GRACE_S = 5.0  # a lost connection's place is kept this long for a `resume` join
 
 
 def participant_id_for(token_id: str) -> str:
@@ -69,6 +80,7 @@ class Connection:
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     writer: asyncio.Task | None = None
     stamps: list[float] = field(default_factory=list)
+    away: asyncio.TimerHandle | None = None  # lost, held for a resume until this fires
 
     def send(self, message: sig.Message) -> None:
         try:
@@ -114,10 +126,12 @@ class HubRoom:
 
 
 class VoiceHub:
-    def __init__(self, store: Store, sfu: RoomRegistry, allowed_origins: set[str]):
+    def __init__(self, store: Store, sfu: RoomRegistry, allowed_origins: set[str], *,
+                 ice_servers: IceServers | None = None):
         self.store = store
         self.sfu = sfu
         self.allowed_origins = allowed_origins
+        self.ice_servers = ice_servers or IceServers()
         self.rooms: dict[str, HubRoom] = {}
         self.sockets: set[web.WebSocketResponse] = set()
         self.lock = asyncio.Lock()  # joins and leaves change room membership one at a time
@@ -145,6 +159,7 @@ class VoiceHub:
             conn.send(sig.Error(exc.code, exc.message, True))
         except Exception:
             log.exception("signaling connection failed")
+            conn.leave_reason = "error"
             conn.send(sig.Error("internal_error", "the server could not handle that", True))
         finally:
             await self._leave(conn)
@@ -163,8 +178,13 @@ class VoiceHub:
             conn.leave_reason = "error"
             raise Closing("timeout", "send 'join' first, within 10 seconds") from None
         except ConnectionError:  # gone while we answered its ping: a plain disconnect
+            conn.leave_reason = "disconnected"
             return None
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING):
+            conn.leave_reason = "left"  # the client closed the socket itself
+            return None
+        if msg.type in (WSMsgType.CLOSED, WSMsgType.ERROR):
+            conn.leave_reason = "disconnected"  # lost: heartbeat timeout, reset, EOF
             return None
         if msg.type != WSMsgType.TEXT:
             conn.leave_reason = "error"
@@ -193,7 +213,9 @@ class VoiceHub:
             message = await self._next(conn)
             if conn.room is None:
                 return  # removed, replaced or the room ended: nothing more to do here
-            if message is None or isinstance(message, sig.Leave):
+            if message is None:
+                return  # closed (left) or lost (disconnected): _next said which
+            if isinstance(message, sig.Leave):
                 conn.leave_reason = "left"
                 return
             await self._dispatch(conn, message)
@@ -224,11 +246,21 @@ class VoiceHub:
             room = self.rooms.setdefault(grant.room_id, HubRoom(grant.room_id))
             pid = participant_id_for(grant.token_id)
             old = room.members.get(pid)
-            if old is not None:
+            resumed = (join.resume_epoch is not None and old is not None
+                       and join.resume_epoch == room.epoch and old.identity == card.to_dict())
+            if resumed:
+                await self._hand_over(old)
+            else:
+                await self._drop_held(room, keep=None)
+                room = self.rooms.setdefault(grant.room_id, room)  # it may have emptied
+                old = room.members.get(pid)
+            if old is not None and not resumed:
                 # The same person reconnecting (a reload, a network blip): the new one wins.
                 old.leave_reason = "replaced"
                 old.send(sig.Ended("replaced"))
                 await self._drop(old, "replaced")
+            if old is not None:
+                conn.muted = old.muted  # a host's mute survives a reconnect
             conn.participant_id = pid
             conn.token_id = grant.token_id
             conn.sender_id = room.sender_id_for(pid)
@@ -246,26 +278,76 @@ class VoiceHub:
                 conn.leave_reason = "error"
                 raise Closing("room_full" if "full" in str(exc).lower() else "cannot_join",
                               str(exc) or "cannot join this room") from None
-            others = [c.member_info() for c in room.members.values()]
+            if conn.muted:
+                self.sfu.room(room.room_id).set_forwarding(pid, False)
+            others = [c.member_info() for c in room.members.values() if c.participant_id != pid]
             room.members[pid] = conn
-            room.epoch += 1
+            if not resumed:
+                room.epoch += 1
             conn.send(sig.Joined(room.room_id, pid, conn.sender_id, conn.room_role,
-                                 conn.display_name, tuple(others), room.epoch))
-            room.broadcast(sig.MemberJoined(conn.member_info(), room.epoch), exclude=conn)
-        log_event(log, "voice.join", room=room.room_id, participant=pid, members=len(room.members))
+                                 conn.display_name, tuple(others), room.epoch,
+                                 self.ice_servers.for_participant(pid), resumed))
+            if not resumed:
+                room.broadcast(sig.MemberJoined(conn.member_info(), room.epoch), exclude=conn)
+        log_event(log, "voice.resume" if resumed else "voice.join", room=room.room_id,
+                  participant=pid, members=len(room.members))
 
     def _send_slots(self, conn: Connection, slot_map: dict) -> None:
         conn.send(sig.Slots(tuple(
             sig.SlotInfo(s["slot"], s["mid"], s["participant_id"]) for s in slot_map["slots"]
         )))
 
+    async def _hand_over(self, old: Connection) -> None:
+        """A `resume` join takes ``old``'s place: no member_left, no new epoch (the caller
+        holds the lock). ``old`` may be held after a loss, or still look alive."""
+        room = old.room
+        if old.away is not None:
+            old.away.cancel()
+            old.away = None
+        del room.members[old.participant_id]
+        old.room = None
+        old.leave_reason = "replaced"
+        old.send(sig.Ended("replaced"))
+        sfu_room = self.sfu.get(room.room_id)
+        if sfu_room is not None:
+            with contextlib.suppress(Exception):
+                await sfu_room.remove(old.participant_id)
+        asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
+            old.ws.close(code=WSCloseCode.OK)))
+
+    def _hold(self, conn: Connection) -> None:
+        """A lost connection: stop its media now, keep its place for a resume join."""
+        room = conn.room
+        loop = asyncio.get_running_loop()
+        sfu_room = self.sfu.get(room.room_id)
+        if sfu_room is not None:
+            loop.create_task(sfu_room.remove(conn.participant_id))
+        conn.away = loop.call_later(RESUME_GRACE_S, lambda: loop.create_task(self._expire(conn)))
+
+    async def _expire(self, conn: Connection) -> None:
+        async with self.lock:
+            conn.away = None
+            await self._drop(conn, "disconnected")
+
+    async def _drop_held(self, room: HubRoom, keep: Connection | None) -> None:
+        """Membership is about to change: participants held after a loss cannot take part
+        in the key exchange, so they leave now (the caller holds the lock)."""
+        for held in [c for c in room.members.values() if c.away is not None and c is not keep]:
+            held.away.cancel()
+            held.away = None
+            await self._drop(held, "disconnected")
+
     async def _drop(self, conn: Connection, reason: str) -> None:
         """Take a connection out of its room (the caller holds the lock)."""
         room = conn.room
         if room is None or room.members.get(conn.participant_id) is not conn:
             return
+        if conn.away is not None:
+            conn.away.cancel()
+            conn.away = None
         del room.members[conn.participant_id]
         conn.room = None
+        await self._drop_held(room, keep=None)
         with contextlib.suppress(Exception):
             await self.sfu.room(room.room_id).remove(conn.participant_id)
         room.epoch += 1
@@ -281,6 +363,11 @@ class VoiceHub:
         if conn.room is None:
             return
         async with self.lock:
+            if conn.room is None:
+                return
+            if conn.leave_reason == "disconnected" and conn.offered:
+                self._hold(conn)
+                return
             await self._drop(conn, conn.leave_reason if conn.leave_reason != "error"
                              else "disconnected")
 
@@ -329,7 +416,9 @@ class VoiceHub:
                 conn.send(sig.Error("not_found", "no such participant", False))
                 return
             target.muted = message.muted
-            self.sfu.room(room.room_id).set_forwarding(target.participant_id, not message.muted)
+            sfu_room = self.sfu.get(room.room_id)
+            if sfu_room is not None and sfu_room.participant(target.participant_id) is not None:
+                sfu_room.set_forwarding(target.participant_id, not message.muted)
             room.broadcast(sig.Muted(target.participant_id, message.muted))
         elif isinstance(message, sig.Remove):
             target = room.members.get(message.participant_id)

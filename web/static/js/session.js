@@ -18,6 +18,7 @@ import { Drawers } from "./room/drawers.js";
 import { renderPeople as drawPeople } from "./room/people.js";
 import { handleShortcut, renderShortcuts } from "./room/shortcuts.js";
 import { Toasts } from "./room/toasts.js";
+import { iceServersFrom } from "./ice.js";
 import { seatPositions } from "./scene/seats.js";
 import { SessionAudio } from "./session-audio.js";
 import { askFirst } from "./site.js";
@@ -356,7 +357,7 @@ async function handle(msg) {
       sendKeys(await manager.start(msg.members.map(memberForManager)));
       frameCrypto.setSendKey(manager.sendKey);
       await newCodeRound(msg.epoch);
-      await negotiate();
+      await negotiate(msg.ice_servers);
       enterRoom();
       renderPeople();
       layoutSeats();
@@ -510,9 +511,10 @@ function applySavedVolumes() {
   }
 }
 
-async function negotiate() {
+async function negotiate(iceServers) {
   teardownMedia();
-  pc = new RTCPeerConnection(peerConnectionConfig({ iceServers: [] }, frameCrypto.mode));
+  // STUN/TURN from `joined` (TURN credentials expire; every join brings fresh ones).
+  pc = new RTCPeerConnection(peerConnectionConfig({ iceServers: iceServersFrom(iceServers) }, frameCrypto.mode));
   const track = micStream.getAudioTracks()[0];
   track.enabled = !(state.muted || state.mutedByHost);
   const up = pc.addTransceiver(track, { direction: "sendonly" });
