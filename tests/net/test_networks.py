@@ -48,7 +48,9 @@ def net(world, tmp_path_factory):
         "turns": (world.pub, 8081, world.PUB, (*_servers(turn.urls("tls")), *secret)),
         "plain": (world.pub, 8082, world.PUB, ()),
         "nat1to1": (world.cloud, 8080, world.CLOUD_PUBLIC,
-                    ("--public-address", world.CLOUD_PUBLIC, "--udp-port-range", "40000-40099")),
+                    ("--public-address", world.CLOUD_PUBLIC, "--udp-port-range", "40000-40099",
+                     # aioice logs the candidate pairs it checks (the ports asserted below)
+                     "--log-level-for", "aioice=INFO")),
         "nat1to1-unannounced": (world.cloud, 8081, world.CLOUD_PUBLIC, ()),
     }
     with concurrent.futures.ThreadPoolExecutor(len(specs)) as pool:
