@@ -16,6 +16,7 @@ from therapy.rooms import RoomError
 from web import appkeys
 from web.api_accounts import actor_of
 from web.errors import ApiError
+from web.store_calls import store_call
 
 # Refusals from groups.permissions, by code.
 DENIED_STATUS = {"unauthenticated": 401, "forbidden": 403, "not_found": 404, "banned": 403,
@@ -40,22 +41,12 @@ def api_error(exc: Exception) -> ApiError | None:
     return None
 
 
-async def _mapped(call) -> Any:
-    try:
-        return await call
-    except Exception as exc:
-        err = api_error(exc)
-        if err is None:
-            raise
-        raise err from None
-
-
 async def write(request: web.Request, fn) -> Any:
-    return await _mapped(request.app[appkeys.STORE].write(fn))
+    return await store_call(request, fn, write=True, to_api=api_error)
 
 
 async def read(request: web.Request, fn) -> Any:
-    return await _mapped(request.app[appkeys.STORE].read(fn))
+    return await store_call(request, fn, write=False, to_api=api_error)
 
 
 def group_id(request: web.Request) -> int:

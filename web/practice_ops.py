@@ -30,6 +30,7 @@ from therapy.permissions import Action, Facts
 from web import appkeys
 from web.api_accounts import actor_of
 from web.errors import ApiError
+from web.store_calls import store_call
 
 THERAPIST = [Role.THERAPIST]
 PATIENT = [Role.PATIENT]
@@ -67,23 +68,12 @@ def api_error(exc: Exception) -> ApiError | None:
     return None
 
 
-async def _as_api_errors(call) -> Any:
-    """Await a store call, turning the practice's domain errors into API errors."""
-    try:
-        return await call
-    except Exception as exc:
-        err = api_error(exc)
-        if err is None:
-            raise
-        raise err from None
-
-
 async def write(request: web.Request, fn) -> Any:
-    return await _as_api_errors(request.app[appkeys.STORE].write(fn))
+    return await store_call(request, fn, write=True, to_api=api_error)
 
 
 async def read(request: web.Request, fn) -> Any:
-    return await _as_api_errors(request.app[appkeys.STORE].read(fn))
+    return await store_call(request, fn, write=False, to_api=api_error)
 
 
 async def end_visit(request: web.Request, user, visit_id: str) -> None:
