@@ -57,6 +57,9 @@ def serious_axe_violations(page) -> list[dict]:
     """axe-core's serious and critical violations on the page as it is now."""
     if not page.evaluate("typeof window.axe === 'object'"):
         page.evaluate(AXE.read_text())
+    # A card or drawer still fading in has partly transparent text; axe would judge that frame's
+    # contrast, not the page's, so let running animations finish first.
+    page.evaluate("() => Promise.all(document.getAnimations().map(a => a.finished.catch(() => null)))")
     found = page.evaluate(
         "async () => (await axe.run(document)).violations.map(v => ({id: v.id, impact: v.impact,"
         " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))")
