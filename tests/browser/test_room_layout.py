@@ -73,6 +73,22 @@ def open_drawer(page, drawer: str) -> None:
                            ".every(a => a.playState !== 'running')")
 
 
+# How many of the other seats of an n-seat circle the viewer's camera shows on screen.
+SEATS_IN_VIEW_JS = """(n) => {
+  const scene = window.havenSession.scene;
+  const seats = scene.setSeatCount(n);
+  scene.setViewerSeat(0);
+  const cam = scene.camera;
+  cam.updateWorldMatrix(true, false);
+  let seen = 0;
+  for (const s of seats.slice(1)) {
+    const v = cam.position.clone().set(s.x, s.y, s.z).project(cam);
+    if (Math.abs(v.x) <= 1 && Math.abs(v.y) <= 1 && v.z < 1) seen += 1;
+  }
+  return seen;
+}"""
+
+
 @pytest.mark.parametrize("size", list(SIZES))
 def test_lobby_and_room_layout_with_each_drawer(live_server, media_browser, size):
     w, h = SIZES[size]
@@ -97,6 +113,11 @@ def test_lobby_and_room_layout_with_each_drawer(live_server, media_browser, size
         coverage = page.evaluate(CANVAS_COVERAGE_JS)
         assert coverage >= 0.95, coverage
         check_room(page, f"{size} room")
+        # Seated in a circle of eight, the three seats across the circle are in view at either
+        # size (an upright phone with a laptop's 60-degree vertical view saw one: 30 degrees across).
+        in_view = page.evaluate(SEATS_IN_VIEW_JS, 8)
+        assert in_view >= 3, (size, in_view)
+        assert page.evaluate(SEATS_IN_VIEW_JS, 3) == 2, size  # both others, in a circle of three
         assert page.is_visible("#dock") and page.is_hidden("#hand")
         # The dock's targets are at least 44 x 44 px.
         for sel in ("#mute", "#people-button", "#place-button", "#more-button", "#leave"):

@@ -151,6 +151,7 @@ export function createScene(container, definition, options = {}) {
   avatars.onChange = () => requestRender();
   let world = null;
   let seats = [];
+  let portraitPull = 0; // metres the non-VR view sits behind the seat (upright phones)
   const cushionGlow = new Map();
 
   let time = 0;
@@ -254,11 +255,13 @@ export function createScene(container, definition, options = {}) {
     const { cushions, heightAt } = world;
     const m = new THREE.Matrix4();
     const q = new THREE.Quaternion();
-    const one = new THREE.Vector3(1, 1, 1);
+    const one = new THREE.Vector3(1, 1, 1), none = new THREE.Vector3(0, 0, 0);
     cushions.count = seats.length;
     seats.forEach((s, i) => {
       q.setFromAxisAngle(new THREE.Vector3(0, 1, 0), s.yaw);
-      m.compose(new THREE.Vector3(s.x, heightAt(s.x, s.z), s.z), q, one);
+      // seen from just behind it (an upright phone), your own cushion would fill the view's foot
+      const own = portraitPull > 0 && !xr.presenting && i === Math.min(viewerSeat, seats.length - 1);
+      m.compose(new THREE.Vector3(s.x, heightAt(s.x, s.z), s.z), q, own ? none : one);
       cushions.setMatrixAt(i, m);
       cushions.setColorAt(i, new THREE.Color(1, 1, 1).multiplyScalar(1 + (cushionGlow.get(i) ?? 0) * 0.6));
     });
@@ -284,8 +287,9 @@ export function createScene(container, definition, options = {}) {
     rig.position.set(seat.x, ground, seat.z);
     rig.rotation.set(0, seat.yaw, 0);
     const r = Math.hypot(seat.x - (def.seating.center?.[0] ?? 0), seat.z - (def.seating.center?.[1] ?? 0));
-    camera.position.set(0, def.seating.eye_height, 0);
-    camera.rotation.set(-Math.atan2(def.seating.eye_height - 0.75, Math.max(r, 0.5)) * 0.55, 0, 0);
+    // (on an upright phone the view sits a little behind the seat, so the circle fits across)
+    camera.position.set(0, def.seating.eye_height, portraitPull);
+    camera.rotation.set(-Math.atan2(def.seating.eye_height - 0.75, Math.max(r + portraitPull, 0.5)) * 0.55, 0, 0);
   }
 
   function refreshShadows() {
@@ -417,13 +421,29 @@ export function createScene(container, definition, options = {}) {
     });
   }
 
+  // A 60° vertical view is right for a laptop; on a phone held upright it leaves a sliver of
+  // the circle (30° across), so widen it until the view is at least MIN_HFOV across, up to a cap
+  // past which the picture would stretch at its edges, and step the view back a little (up to
+  // 0.9 m) so the people across the circle fit.
+  const BASE_FOV = 60, MIN_HFOV = 70, MAX_FOV = 108, MAX_PULL = 0.9;
+  function fovFor(aspect) {
+    const needed = 2 * Math.atan(Math.tan((MIN_HFOV * Math.PI) / 360) / aspect) * (180 / Math.PI);
+    return Math.min(MAX_FOV, Math.max(BASE_FOV, needed));
+  }
+
   function resize() {
     if (renderer.xr.isPresenting) return;
     const w = Math.max(1, container.clientWidth);
     const h = Math.max(1, container.clientHeight);
     renderer.setSize(w, h, false);
     camera.aspect = w / h;
+    camera.fov = fovFor(camera.aspect);
     camera.updateProjectionMatrix();
+    const pull = Math.min(MAX_PULL, Math.max(0, (1 - camera.aspect) * 1.7));
+    if (pull !== portraitPull) {
+      portraitPull = pull;
+      if (world && seats.length) layoutSeats();
+    }
     const ratio = renderer.getPixelRatio();
     avatars.setView(w * ratio, h * ratio, (w < 600 ? LABEL_CSS_PX_SMALL : LABEL_CSS_PX) * ratio, false);
     requestRender();
@@ -444,13 +464,13 @@ export function createScene(container, definition, options = {}) {
   const xr = new SeatedXR({
     renderer, rig, camera, container,
     onStart() {
-      placeViewer();
+      layoutSeats(); // (shows your own cushion again: in VR you sit on it)
       avatars.setView(1, 1, 0, true);
       startLoop();
       opts.onXRChange?.(true);
     },
     onEnd() {
-      placeViewer();
+      layoutSeats();
       if (reducedMotion) stopLoop();
       resize();
       requestRender();
@@ -552,7 +572,7 @@ export function createScene(container, definition, options = {}) {
     },
     setViewerSeat(i) {
       viewerSeat = Math.max(0, i | 0);
-      placeViewer();
+      layoutSeats();
       requestRender();
     },
     setEnvironment(next) {
