@@ -200,6 +200,10 @@ async def soak(args) -> dict:
                     break
             except OSError:
                 await asyncio.sleep(0.2)
+        for _ in range(100):  # (the demo's logins may be written just after the port opens)
+            if (data_dir / "demo-logins.txt").exists():
+                break
+            await asyncio.sleep(0.2)
         logins = dict(line.split(" ", 1) for line in
                       (data_dir / "demo-logins.txt").read_text().splitlines()
                       if line and not line.startswith("#"))
