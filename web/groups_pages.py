@@ -13,7 +13,7 @@ from datetime import date
 from aiohttp import web
 
 from environments import catalog
-from groups import calendar, conduct, directory, meetings, membership, schedule
+from groups import calendar, conduct, directory, meetings, membership, safety, schedule
 from groups.access import group_row
 from groups.errors import GroupError
 from groups.recurrence import parse_local, rule_for_start
@@ -61,6 +61,13 @@ NOTICES = {
     "facilitators": "Facilitators saved.",
     "archived": "Group closed.",
     "ended": "The meeting has ended. Everyone was disconnected.",
+    # the safety card (web.safety_pages)
+    "alert": "Sent. Only the facilitators see it; other members see nothing.",
+    "report": "Thank you. Your report was sent; the person reported is never told who "
+              "reported them.",
+    "consent": "Thank you: your consent to group notes is recorded.",
+    "withdrawn": "Your consent is withdrawn: no notes are taken while you are present. "
+                 "Notes taken before now stay in the group's record.",
 }
 REPEATS = [("weekly", "Every week"), ("biweekly", "Every other week"),
            ("monthly", "Every month, on the same weekday (e.g. the 2nd Tuesday)")]
@@ -145,7 +152,8 @@ async def _group_context(request: web.Request, gid: int, invite: str | None) -> 
         mine = None
         if v["membership"] and v["membership"]["status"] in ("active", "requested"):
             mine = meetings_mine(db, user, gid)
-        return {"group": v, "conduct_html": conduct.render(doc.text), "attendance": mine}
+        return {"group": v, "conduct_html": conduct.render(doc.text), "attendance": mine,
+                "safety": safety.member_view(db, user, gid)}
 
     return await read(request, load)
 
