@@ -447,7 +447,7 @@ OPS = [
     Op("GET", G + "/notes", ex(("facilitator",)), gp("/notes")),
     Op("GET", G + "/meetings/{key}/notes", ex(("facilitator",)),
        lambda s: f"/api/groups/{s.gid}/meetings/{s.world.key}/notes"),
-    Op("PATCH", G + "/notes/{note_id}", ex(("facilitator",)),
+    Op("PATCH", G + "/notes/{group_note_id}", ex(("facilitator",)),
        lambda s: f"/api/groups/{s.gid}/notes/{s.note_id}", lambda s: {"close": True}),
     Op("POST", G + "/meetings/{key}/notes", ex(("facilitator",), 201),
        lambda s: f"/api/groups/{s.gid}/meetings/{s.world.key}/notes", lambda s: {"text": "x"}),

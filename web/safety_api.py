@@ -280,12 +280,12 @@ def register(api: ApiRegistry) -> None:
         return json_response({"note": await write(request, lambda db: group_notes.start_note(
             db, keys, user, gid, key, b.text, actor=actor))}, status=201)
 
-    @op("PATCH", G + "/notes/{note_id:int}", summary="Edit or finish a note (facilitators; "
+    @op("PATCH", G + "/notes/{group_note_id:int}", summary="Edit or finish a note (facilitators; "
         "refused while someone present has not consented)", body=NoteEditBody)
     async def api_edit_note(request: web.Request) -> web.Response:
         user = require_user(request)
         gid = group_id(request)
-        nid = path_int(request, "note_id", "note")
+        nid = path_int(request, "group_note_id", "note")
         b: NoteEditBody = request[appkeys.BODY]
         actor = actor_of(request)
         keys = ring(request)
