@@ -261,3 +261,17 @@ def read_notes(db: Database, ring: MasterKeyring, user: User, gid: int, *,
                         "updated_at": r["updated_at"]})
             audit.record(db, actor, "group_notes.read", "group_notes", r["id"], group_id=gid)
         return out
+
+
+def open_meetings(db: Database, user: User, gid: int) -> list[dict]:
+    """The facilitator's note editor for each open meeting of the group: its key, the state
+    (on / paused with who is missing / off) and the open note's id."""
+    ctx = access.load_for(db, user, gid, Action.NOTES_WRITE)
+    out = []
+    for r in db.query("SELECT * FROM group_meetings WHERE group_id = ? AND status = 'open' "
+                      "ORDER BY starts_at", [ctx.group_id]):
+        key = r["original_local"].replace("-", "").replace(":", "")
+        out.append({"key": key, "meeting_id": r["id"], "starts_at": r["starts_at"],
+                    **state(db, r["id"]),
+                    "present": [p["pseudonym"] for p in presence.present(db, r["id"])]})
+    return out

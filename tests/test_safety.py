@@ -281,12 +281,18 @@ async def test_group_notes_need_everyone_presents_consent(safe):
     assert edit.status == 409 and (await edit.json())["error"]["missing"] == ["Juniper"]
     editor = await (await fern.get(f"/api/groups/{safe.gid}/meetings/{key}/notes")).json()
     assert editor["notes"]["state"] == "paused"
+    page = await (await fern.get(f"/groups/{safe.gid}/safety")).text()
+    assert "Notes paused: not everyone has consented (Juniper)" in page
+    form = await fern.post(f"/groups/{safe.gid}/safety/note", data={
+        "csrf_token": fern.csrf, "key": key, "note_id": str(nid), "text": "from the page"})
+    assert form.status == 409 and "not everyone has consented" in await form.text()
     status = await (await juniper.get(f"/api/groups/{safe.gid}/notes/status")).json()
     assert status["notes"]["state"] == "paused" and "missing" not in status["notes"]
     gave = await juniper.post(f"/api/groups/{safe.gid}/notes/consent", consent_body())
     assert gave.status == 200 and (await gave.json())["consent"]["consented"]
     edit = await fern.send("PATCH", f"/api/groups/{safe.gid}/notes/{nid}", {"text": "n1 more"})
     assert edit.status == 200
+    assert "Taking notes" in await (await fern.get(f"/groups/{safe.gid}/safety")).text()
     assert (await (await juniper.get(f"/api/groups/{safe.gid}/notes/status")).json())[
         "notes"]["taking_notes"] is True
     page = await (await juniper.get(f"/groups/{safe.gid}")).text()

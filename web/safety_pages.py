@@ -116,6 +116,17 @@ async def group_action(request: web.Request) -> web.StreamResponse:
                 await write(request, lambda db: safety.set_alert_status(
                     db, user, gid, aid, form.get("status", ""), actor=actor))
                 action = "handled"
+            elif action == "note":
+                text = form.get("text", "")
+                if form.get("note_id"):
+                    nid = form_int(form.get("note_id"), "note_id")
+                    await write(request, lambda db: group_notes.edit_note(
+                        db, keys, user, gid, nid, text, form.get("close") == "yes",
+                        actor=actor))
+                else:
+                    key = form.get("key", "")[:40]
+                    await write(request, lambda db: group_notes.start_note(
+                        db, keys, user, gid, key, text, actor=actor))
             elif action == "report-status":
                 rid = form_int(form.get("id"), "id")
                 await write(request, lambda db: safety.set_report_status(
@@ -130,7 +141,8 @@ async def group_action(request: web.Request) -> web.StreamResponse:
         return await group_page(request, gid=gid, error=err.message, status=err.status)
     except ValidationError as exc:
         raise ApiError(422, "invalid_field", exc.message, field=exc.field) from None
-    raise web.HTTPSeeOther(f"{back}?done={action}#safety")
+    anchor = "notes" if action == "note" else "safety"
+    raise web.HTTPSeeOther(f"{back}?done={action}#{anchor}")
 
 
 async def dashboard_page(request: web.Request, *, error: str | None = None,
@@ -143,15 +155,20 @@ async def dashboard_page(request: web.Request, *, error: str | None = None,
     def load(db):
         board = safety.dashboard(db, keys, user, gid, actor=actor)
         notes = []
+        editors = []
         ctx = access.load(db, user, gid)
         if allowed(Action.NOTES_READ, ctx.subject, ctx.facts):
             notes = group_notes.read_notes(db, keys, user, gid, actor=actor)
-        return board, notes
+            editors = group_notes.open_meetings(db, user, gid)
+            texts = {n["id"]: n["text"] for n in notes}
+            for e in editors:
+                e["text"] = texts.get(e.get("note_id"), "")
+        return board, notes, editors
 
-    board, notes = await write(request, load)
+    board, notes, editors = await write(request, load)
     return render(request, "group_safety.html", status=status, error=error,
                   notice=NOTICES.get(request.query.get("done", "")), board=board,
-                  notes=notes, css=CSS)
+                  notes=notes, editors=editors, css=CSS)
 
 
 def register(router: web.UrlDispatcher) -> None:
@@ -160,4 +177,4 @@ def register(router: web.UrlDispatcher) -> None:
     g = "/groups/{group_id:\\d+}"
     router.add_get(g + "/safety", dashboard_page)
     router.add_post(g + "/safety/{action:alert|report|notes-consent|notes-withdraw|concern|"
-                    "alert-status|report-status}", group_action)
+                    "alert-status|report-status|note}", group_action)
