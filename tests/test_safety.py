@@ -21,7 +21,7 @@ from groups.crisis import CrisisLinesError
 from tests.conftest import ROOT, Browserish, free_port
 from tests.conftest import test_config as config_for
 from tests.groups_support import PASSWORD, World, build_world, login
-from therapy import accounts
+from therapy import accounts, care, care_alerts
 from therapy.accounts import Role
 from therapy.audit import Actor
 from therapy.storage import open_database
@@ -329,6 +329,11 @@ async def test_raw_database_and_wal_hold_no_safety_text(safe):
     assert made.status == 201
     board = await (await fern.get(f"/api/groups/{safe.gid}/safety")).text()
     assert all(s in board for k, s in secret.items() if k != "note")
+    tess = safe.run(lambda db: accounts.find_user(db, "ther-tess"))
+    safe.run(lambda db: care.link(db, tess.id, w.users["acct-orla"].id, actor=Actor.system()))
+    orla = await safe.as_("acct-orla")
+    secret["care"] = "WOMBATCAREALERT"
+    assert (await orla.post("/api/me/safety/alerts", {"message": secret["care"]})).status == 201
     data_dir = safe.app[appkeys.DATA_DIR].db_path
     files = [p for p in data_dir.parent.iterdir() if p.name.startswith(data_dir.name)]
     assert any(p.name.endswith("-wal") for p in files)
@@ -458,8 +463,35 @@ OPS = [
     Op("POST", G + "/meetings/{key}/notes", ex(("facilitator",), 201),
        lambda s: f"/api/groups/{s.gid}/meetings/{s.world.key}/notes", lambda s: {"text": "x"}),
     Op("DELETE", G + "/notes/consent", ex(("member", "facilitator")), gp("/notes/consent")),
+    Op("POST", "/api/me/safety/alerts", ex(("patient",), 201, member=409),
+       lambda s: "/api/me/safety/alerts", lambda s: {"message": "m"}),
+    Op("GET", "/api/practice/safety-alerts", ex(("therapist",)),
+       lambda s: "/api/practice/safety-alerts"),
+    Op("PATCH", "/api/practice/safety-alerts/{care_alert_id}", ex(("therapist",)),
+       lambda s: f"/api/practice/safety-alerts/{s.care_alert_id}",
+       lambda s: {"status": "handled"}),
     Op("DELETE", G, ex(("admin",)), gp()),
 ]
+
+
+async def test_a_patient_alerts_their_therapist_only(safe):
+    users = safe.world.users
+    tess = safe.run(lambda db: accounts.find_user(db, "ther-tess"))
+    safe.run(lambda db: care.link(db, tess.id, users["acct-orla"].id, actor=Actor.system()))
+    orla, therapist = await safe.as_("acct-orla"), await safe.as_("ther-tess")
+    page = await (await orla.get("/help")).text()
+    assert "Let my therapist know" in page and "Tess T" in page
+    sent = await orla.post("/help/tell-therapist", data={"csrf_token": orla.csrf,
+                                                         "message": "not coping tonight"},
+                           allow_redirects=False)
+    assert sent.status == 303
+    alerts = (await (await therapist.get("/api/practice/safety-alerts")).json())["alerts"]
+    assert alerts[0]["message"] == "not coping tonight" and alerts[0]["patient"] == users[
+        "acct-orla"].display_name
+    assert "not coping tonight" in await (await therapist.get("/practice/alerts")).text()
+    other = await safe.as_("acct-juniper")
+    refused = await other.post("/api/me/safety/alerts", {})
+    assert refused.status == 409 and (await refused.json())["error"]["code"] == "no_therapist"
 
 
 def test_the_matrix_covers_every_safety_operation(make_app):
@@ -491,6 +523,10 @@ async def test_every_safety_operation_as_every_role(safe, role):
     safe.present("acct-juniper")
     safe.note_id = safe.run(lambda db: group_notes.start_note(
         db, ring, fern, safe.gid, w.key, "NOTESECRET", actor=sys_actor))["id"]
+    tess, orla = users["ther-tess"], users["acct-orla"]
+    safe.run(lambda db: care.link(db, tess.id, orla.id, actor=sys_actor))
+    safe.care_alert_id = safe.run(lambda db: care_alerts.send(db, ring, orla, "CARESECRET",
+                                                              actor=sys_actor))["id"]
     c = await safe.as_(ROLES[role])
     spec = safe.app[appkeys.API].openapi("t", "0")
     failures = []
@@ -509,4 +545,6 @@ async def test_every_safety_operation_as_every_role(safe, role):
                 assert leak not in text, (op.template, text)
         if role != "admin":
             assert "FACREPORTSECRET" not in text, (op.template, text)
+        if role != "therapist":
+            assert "CARESECRET" not in text, (op.template, text)
     assert not failures, "\n".join(failures)

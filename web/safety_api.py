@@ -12,7 +12,9 @@ from aiohttp import web
 
 from groups import crisis, group_notes, safety
 from groups.group_notes import ConsentMissing
+from therapy import care_alerts
 from therapy.accounts import Role
+from therapy.care_alerts import CareAlertError
 from therapy.sealing import SealingError
 from web import appkeys
 from web.api_accounts import actor_of
@@ -46,6 +48,8 @@ def ring(request: web.Request):
 def _mapped_error(exc: Exception) -> ApiError | None:
     if isinstance(exc, ConsentMissing):
         return ApiError(409, "consent_missing", exc.message, missing=exc.missing)
+    if isinstance(exc, CareAlertError):
+        return ApiError(404 if exc.code == "not_found" else 409, exc.code, exc.message)
     if isinstance(exc, SealingError):
         return ApiError(409, exc.code, "this group's safety records and notes were deleted")
     return api_error(exc)
@@ -122,6 +126,39 @@ def register(api: ApiRegistry) -> None:
         code = await write(request, lambda db: safety.set_account_country(
             db, user, b.country, directory, actor=actor))
         return json_response({"country": code})
+
+    # --- a patient's alert to their therapist (1:1 care) ----------------------------------
+
+    @op("POST", "/api/me/safety/alerts", summary="Let my therapist know I'm struggling "
+        "(patients; only my therapists see it)", auth=[Role.PATIENT], body=AlertBody,
+        status=201, errors=[409, 422])
+    async def api_send_care_alert(request: web.Request) -> web.Response:
+        user = require_user(request, [Role.PATIENT])
+        b: AlertBody = request[appkeys.BODY]
+        actor = actor_of(request)
+        keys = ring(request)
+        return json_response({"alert": await write(request, lambda db: care_alerts.send(
+            db, keys, user, b.message, actor=actor))}, status=201)
+
+    @op("GET", "/api/practice/safety-alerts", summary="My patients' alerts (therapists; "
+        "reads are audited)", auth=[Role.THERAPIST])
+    async def api_care_alerts(request: web.Request) -> web.Response:
+        user = require_user(request, [Role.THERAPIST])
+        actor = actor_of(request)
+        keys = ring(request)
+        return json_response({"alerts": await write(request, lambda db: care_alerts.for_therapist(
+            db, keys, user, actor=actor))})
+
+    @op("PATCH", "/api/practice/safety-alerts/{care_alert_id:int}", summary="Mark a "
+        "patient's alert followed up (or open again) (their therapist)",
+        auth=[Role.THERAPIST], body=AlertStatusBody, errors=[404, 422])
+    async def api_care_alert_status(request: web.Request) -> web.Response:
+        user = require_user(request, [Role.THERAPIST])
+        aid = path_int(request, "care_alert_id", "alert")
+        b: AlertStatusBody = request[appkeys.BODY]
+        actor = actor_of(request)
+        return json_response({"alert": await write(request, lambda db: care_alerts.set_status(
+            db, user, aid, b.status, actor=actor))})
 
     # --- alerts, concerns, reports --------------------------------------------------------
 

@@ -13,7 +13,8 @@ from markupsafe import Markup
 
 from groups import access, crisis, group_notes, safety
 from groups.permissions import Action, allowed
-from therapy.accounts import ValidationError
+from therapy import care, care_alerts
+from therapy.accounts import Role, ValidationError
 from web.api_accounts import actor_of
 from web.errors import ApiError
 from web.forms import read_form
@@ -53,14 +54,47 @@ async def help_page(request: web.Request) -> web.Response:
         code, why = await country_for(request)
         country = directory.country(code)
     user = current_user(request)
-    groups = []
+    groups, therapists = [], []
     if user is not None:
         groups = await read(request, lambda db: safety.alertable_groups(db, user))
+        if user.role == Role.PATIENT:
+            therapists = await read(request, lambda db: [
+                t.display_name for t in care.therapists_of(db, user.id)])
     sent = None
     if request.query.get("done") == "alert" and request.query.get("g", "").isdigit():
         sent = next((g["name"] for g in groups if str(g["id"]) == request.query["g"]), None)
     return render(request, "help.html", country=country.public() if country else None,
-                  country_from=why, groups=groups, sent=sent)
+                  country_from=why, groups=groups, sent=sent, therapists=therapists,
+                  sent_therapist=request.query.get("done") == "therapist")
+
+
+async def tell_therapist_submit(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    form = await read_form(request)
+    actor = actor_of(request)
+    keys = ring(request)
+    await write(request, lambda db: care_alerts.send(db, keys, user, form.get("message"),
+                                                     actor=actor))
+    raise web.HTTPSeeOther("/help?done=therapist#tell")
+
+
+async def care_alerts_page(request: web.Request) -> web.Response:
+    user = require_user(request, [Role.THERAPIST])
+    actor = actor_of(request)
+    keys = ring(request)
+    alerts = await write(request, lambda db: care_alerts.for_therapist(db, keys, user,
+                                                                       actor=actor))
+    return render(request, "practice_alerts.html", alerts=alerts)
+
+
+async def care_alert_submit(request: web.Request) -> web.StreamResponse:
+    user = require_user(request, [Role.THERAPIST])
+    form = await read_form(request)
+    actor = actor_of(request)
+    aid = form_int(form.get("id"), "id")
+    await write(request, lambda db: care_alerts.set_status(db, user, aid,
+                                                           form.get("status", ""), actor=actor))
+    raise web.HTTPSeeOther("/practice/alerts")
 
 
 async def country_submit(request: web.Request) -> web.StreamResponse:
@@ -174,6 +208,9 @@ async def dashboard_page(request: web.Request, *, error: str | None = None,
 def register(router: web.UrlDispatcher) -> None:
     router.add_get("/help", help_page, name="help")
     router.add_post("/account/country", country_submit)
+    router.add_post("/help/tell-therapist", tell_therapist_submit)
+    router.add_get("/practice/alerts", care_alerts_page)
+    router.add_post("/practice/alerts", care_alert_submit)
     g = "/groups/{group_id:\\d+}"
     router.add_get(g + "/safety", dashboard_page)
     router.add_post(g + "/safety/{action:alert|report|notes-consent|notes-withdraw|concern|"
