@@ -75,8 +75,8 @@ def open_sealed(db: Database, ring: MasterKeyring, group_id: int, table: str, ro
 
 def shred(db: Database, group_id: int, *, actor: audit.Actor) -> int:
     """Destroy the group's keys (and stop any new one being made). Audited. Overwritten in
-    place with secure_delete on; the caller checkpoints the WAL after its transaction."""
-    db.execute("PRAGMA secure_delete = ON")
+    place when the caller has turned secure_delete on (groups.safety.delete_group does, and
+    checkpoints the WAL after its transaction)."""
     count = db.execute(
         f"UPDATE {TABLE} SET wrapped = NULL, destroyed_at = ? WHERE group_id = ? "
         "AND destroyed_at IS NULL", [audit.now_iso(), group_id]).rowcount

@@ -25,7 +25,7 @@ from therapy import audit
 from therapy.accounts import User, ValidationError
 from therapy.audit import Actor
 from therapy.keyfile import MasterKeyring
-from therapy.sealing import SealingError
+from therapy.sealing import SealingError, checkpoint_wal
 
 MESSAGE_MAX = 2000
 CATEGORIES = {"harassment": "Harassment", "unsafe_advice": "Unsafe advice",
@@ -280,10 +280,7 @@ def delete_group(db: Database, user: User, gid: int, *, actor: Actor) -> dict:
             destroyed = group_keys.shred(db, gid, actor=actor)
     finally:
         db.execute("PRAGMA secure_delete = OFF")
-    try:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except Exception:  # noqa: BLE001 - best effort; a busy reader only delays it
-        pass
+    checkpoint_wal(db)
     return {"id": gid, "deleted": True, "keys_destroyed": destroyed}
 
 

@@ -349,6 +349,8 @@ async def test_deleting_a_group_crypto_shreds_its_records(safe):
                           await safe.as_("admin-ava"))
     await juniper.post(f"/api/groups/{safe.gid}/safety/alerts", {"message": "please call"})
     await fern.post(f"/api/groups/{safe.gid}/meetings/{safe.world.key}/notes", {"text": "t"})
+    before = safe.run(lambda db: db.execute(
+        "SELECT wrapped FROM group_keys WHERE group_id = ?", [safe.gid]).fetchone()[0])
     gone = await ava.send("DELETE", f"/api/groups/{safe.gid}")
     assert gone.status == 200 and (await gone.json())["group"]["keys_destroyed"] == 1
     board = (await (await fern.get(f"/api/groups/{safe.gid}/safety")).json())["safety"]
@@ -358,6 +360,10 @@ async def test_deleting_a_group_crypto_shreds_its_records(safe):
     wrapped = safe.run(lambda db: db.execute(
         "SELECT wrapped FROM group_keys WHERE group_id = ?", [safe.gid]).fetchall())
     assert wrapped and all(w[0] is None for w in wrapped)
+    db_path = safe.app[appkeys.DATA_DIR].db_path
+    for path in db_path.parent.iterdir():
+        if path.name.startswith(db_path.name):
+            assert before not in path.read_bytes(), path.name  # overwritten, WAL folded
     # Nothing new is sealed for a deleted group.
     again = await juniper.post(f"/api/groups/{safe.gid}/safety/alerts", {})
     assert again.status == 409

@@ -261,8 +261,14 @@ def shred_patient(db: Database, patient_id: int, *, actor: audit.Actor) -> int:
                          patient_id=patient_id, keys_destroyed=count)
     finally:
         db.execute("PRAGMA secure_delete = OFF")
+    checkpoint_wal(db)
+    return count
+
+
+def checkpoint_wal(db: Database) -> None:
+    """Fold the WAL into the database and truncate it, so no copy of an overwritten key
+    stays in the -wal file (best effort: a busy reader only delays it)."""
     try:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except Exception:  # noqa: BLE001 - best effort; a busy reader only delays it
+    except Exception:  # noqa: BLE001
         pass
-    return count

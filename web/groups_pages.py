@@ -35,6 +35,7 @@ from web.groups_actions import (
 from web.groups_bodies import parse_settings
 from web.pages import render
 from web.routing import require_user
+from web.safety_notices import MEMBER_NOTICES
 
 CSS = "/static/css/groups.css"
 NOTICES = {
@@ -61,13 +62,7 @@ NOTICES = {
     "facilitators": "Facilitators saved.",
     "archived": "Group closed.",
     "ended": "The meeting has ended. Everyone was disconnected.",
-    # the safety card (web.safety_pages)
-    "alert": "Sent. Only the facilitators see it; other members see nothing.",
-    "report": "Thank you. Your report was sent; the person reported is never told who "
-              "reported them.",
-    "consent": "Thank you: your consent to group notes is recorded.",
-    "withdrawn": "Your consent is withdrawn: no notes are taken while you are present. "
-                 "Notes taken before now stay in the group's record.",
+    **MEMBER_NOTICES,  # the group page's safety card
 }
 REPEATS = [("weekly", "Every week"), ("biweekly", "Every other week"),
            ("monthly", "Every month, on the same weekday (e.g. the 2nd Tuesday)")]

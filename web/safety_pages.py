@@ -22,15 +22,11 @@ from web.groups_actions import form_int, group_id
 from web.pages import _account, render
 from web.routing import current_user, require_user
 from web.safety_api import country_for, crisis_directory, read, ring, write
+from web.safety_notices import MEMBER_NOTICES
 
 CSS = "/static/css/groups.css"
 NOTICES = {
-    "alert": "Sent. Only the facilitators see it; other members see nothing.",
-    "report": "Thank you. Your report was sent; the person reported is never told who "
-              "reported them.",
-    "consent": "Thank you: your consent to group notes is recorded.",
-    "withdrawn": "Your consent is withdrawn: no notes are taken while you are present. "
-                 "Notes taken before now stay in the group's record.",
+    **MEMBER_NOTICES,
     "concern": "Concern flagged.",
     "handled": "Saved.",
     "note": "Note saved.",
