@@ -50,6 +50,18 @@ class Action(StrEnum):
     MEETING_RUN = "meeting.run"  # open, admit, auto-admit, end, host link
     MEETING_ATTEND = "meeting.attend"  # lobby, join token
     ATTENDANCE_VIEW = "attendance.view"  # everyone's attendance of this group's meetings
+    GROUP_DELETE = "group.delete"  # admin: crypto-shreds its notes, alerts and reports
+    # Safety (groups.safety): private alerts, concerns, reports; consented notes.
+    ALERT_SEND = "safety.alert_send"  # "let the facilitator know I'm struggling"
+    CONCERN_FLAG = "safety.concern_flag"  # a facilitator flags concern about a member
+    SAFETY_VIEW = "safety.view"  # the facilitators' safety dashboard (target: a report's)
+    SAFETY_HANDLE = "safety.handle"  # mark an alert or report handled / dismissed
+    REPORT_FILE = "safety.report"  # report a member's (or a facilitator's) behaviour
+    REPORTS_ADMIN = "safety.reports_admin"  # admin: reports against facilitators, all groups
+    NOTES_CONSENT = "notes.consent"  # give or withdraw one's own consent to group notes
+    NOTES_STATUS = "notes.status"  # whether notes are being taken (the indicator)
+    NOTES_WRITE = "notes.write"  # take notes for a meeting (still needs everyone's consent)
+    NOTES_READ = "notes.read"  # read the group's notes (audited)
 
 
 GROUP_ROLES = ("lead", "co", "member")
@@ -104,6 +116,8 @@ def decide(action: Action, subject: Subject, facts: Facts) -> Decision:
         return ALLOW if admin else _no("only an admin creates groups")
     if action == Action.GROUP_LIST_ALL:
         return ALLOW if admin else _no("only an admin sees every group")
+    if action == Action.REPORTS_ADMIN:
+        return ALLOW if admin else _no("only an admin sees reports about facilitators")
 
     if not facts.exists:
         return NOT_FOUND
@@ -128,8 +142,23 @@ def decide(action: Action, subject: Subject, facts: Facts) -> Decision:
     if action == Action.GROUP_VIEW:
         return ALLOW
 
-    if action == Action.GROUP_ADMINISTER:
+    if action in (Action.GROUP_ADMINISTER, Action.GROUP_DELETE):
         return ALLOW if admin else _no("only an admin can change this")
+
+    # A report (or alert) about a facilitator is the admin's to see and handle, never the
+    # facilitators' (who may be the person reported).
+    about_facilitator = facts.target_group_role in ("lead", "co")
+    if action in (Action.SAFETY_VIEW, Action.SAFETY_HANDLE):
+        if about_facilitator:
+            return ALLOW if admin else _no("reports about a facilitator go to the admin")
+        return ALLOW if (facilitator or admin) else _no(
+            "only the group's facilitators see its safety dashboard")
+    if action in (Action.NOTES_READ, Action.NOTES_STATUS) and facts.archived:
+        # Past notes stay readable (audited) to the facilitators after a group closes.
+        if action == Action.NOTES_READ:
+            return ALLOW if facilitator else _no("only the group's facilitators read its notes")
+        return ALLOW if (facts.member or admin) else _no(
+            "only the group's members see this", "not_member")
 
     if facts.archived and action not in (Action.LEAVE, Action.ROSTER_VIEW,
                                          Action.ATTENDANCE_VIEW, Action.MEMBER_REVEAL):
@@ -154,6 +183,23 @@ def decide(action: Action, subject: Subject, facts: Facts) -> Decision:
 
     if action == Action.MEETING_RUN:
         return ALLOW if facilitator else _no("only the group's facilitators run its meetings")
+
+    if action in (Action.CONCERN_FLAG, Action.NOTES_WRITE, Action.NOTES_READ):
+        if action == Action.CONCERN_FLAG and about_facilitator:
+            return _no("concern is flagged about members; tell the admin about a facilitator",
+                       "facilitator_target")
+        return ALLOW if facilitator else _no("only the group's facilitators can do that")
+
+    if action in (Action.ALERT_SEND, Action.REPORT_FILE, Action.NOTES_CONSENT):
+        if not facts.member:
+            return _no("join the group first", "not_member")
+        if action == Action.ALERT_SEND and facts.facilitator:
+            return _no("facilitators reach the admin for support", "facilitator_target")
+        return ALLOW
+
+    if action == Action.NOTES_STATUS:
+        return ALLOW if (facts.member or admin) else _no(
+            "only the group's members see this", "not_member")
 
     if action == Action.JOIN:
         if facts.status in ("requested", "active"):

@@ -164,3 +164,95 @@ def m001_groups(db: Database) -> None:
         not_null={"user_id", "created_at"},
     )
     db.table("group_feeds").create_index(["user_id"], unique=True)
+
+
+@migrations()
+def m002_safety(db: Database) -> None:
+    """Safety in groups (groups.safety, groups.group_notes, groups.presence): the per-group
+    key, private alerts and concerns, reports, consent to group notes, presence in a
+    meeting's room, the notes themselves, and each account's country for crisis lines.
+    Every text a person writes here is sealed (therapy.sealing) under the group's key."""
+    db.table("group_keys").create(
+        {"id": str, "group_id": int, "master_key_id": str, "wrapped": bytes,
+         "created_at": str, "destroyed_at": str},
+        pk="id",
+        foreign_keys=[("group_id", "groups", "id")],
+        not_null={"group_id", "master_key_id", "created_at"},
+    )
+    db.table("group_keys").create_index(["group_id"])
+    db.table("safety_alerts").create(
+        {
+            "id": int,
+            "group_id": int,
+            "member_id": int,  # the member the alert is about (who is struggling)
+            "raised_by": int,  # group_members.id: the member themselves, or a facilitator
+            "kind": str,  # alert (from the member) | concern (flagged by a facilitator)
+            "meeting_id": int,  # the meeting it came from, if any
+            "body": bytes,  # sealed optional message (never plain)
+            "status": str,  # open | handled
+            "handled_by": int,  # users.id
+            "handled_at": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("group_id", "groups", "id"), ("member_id", "group_members", "id")],
+        not_null={"group_id", "member_id", "raised_by", "kind", "body", "status",
+                  "created_at"},
+    )
+    db.table("safety_alerts").create_index(["group_id", "status"])
+    db.table("safety_reports").create(
+        {
+            "id": int,
+            "group_id": int,
+            "reporter_id": int,  # group_members.id; never shown to the reported member
+            "reported_id": int,  # group_members.id
+            "about_facilitator": int,  # 1: the admin handles it, not the facilitators
+            "category": str,  # harassment | unsafe_advice | recording | other
+            "meeting_id": int,
+            "body": bytes,  # sealed optional text
+            "status": str,  # open | handled | dismissed
+            "resolution": bytes,  # sealed note of whoever handled it
+            "handled_by": int,  # users.id
+            "handled_at": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("group_id", "groups", "id"), ("reporter_id", "group_members", "id"),
+                      ("reported_id", "group_members", "id")],
+        not_null={"group_id", "reporter_id", "reported_id", "about_facilitator", "category",
+                  "body", "status", "created_at"},
+    )
+    db.table("safety_reports").create_index(["group_id", "status"])
+    db.table("safety_reports").create_index(["about_facilitator", "status"])
+    db.table("group_notes_consents").create(
+        {"id": int, "group_id": int, "member_id": int, "version": int, "sha256": str,
+         "signed_at": str, "withdrawn_at": str},
+        pk="id",
+        foreign_keys=[("group_id", "groups", "id"), ("member_id", "group_members", "id")],
+        not_null={"group_id", "member_id", "version", "sha256", "signed_at"},
+    )
+    db.table("group_notes_consents").create_index(["group_id", "member_id"])
+    db.table("group_presence").create(
+        {"meeting_id": int, "member_id": int, "joined_at": str},
+        pk=("meeting_id", "member_id"),
+        foreign_keys=[("meeting_id", "group_meetings", "id"),
+                      ("member_id", "group_members", "id")],
+        not_null={"joined_at"},
+    )
+    db.table("group_notes").create(
+        {"id": int, "group_id": int, "meeting_id": int, "author_id": int, "body": bytes,
+         "status": str,  # open (being written; members see "notes are being taken") | closed
+         "created_at": str, "updated_at": str},
+        pk="id",
+        foreign_keys=[("group_id", "groups", "id"), ("meeting_id", "group_meetings", "id"),
+                      ("author_id", "group_members", "id")],
+        not_null={"group_id", "meeting_id", "author_id", "body", "status", "created_at",
+                  "updated_at"},
+    )
+    db.table("group_notes").create_index(["meeting_id"])
+    db.table("safety_account_settings").create(
+        {"user_id": int, "country": str, "updated_at": str},
+        pk="user_id",
+        foreign_keys=[("user_id", "users", "id")],
+        not_null={"updated_at"},
+    )

@@ -3,7 +3,7 @@ every combination of facts."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groups.permissions import GROUP_ROLES, STATUSES, Action, Facts, Subject, decide
@@ -50,6 +50,7 @@ def test_outsiders_cannot_see_an_invite_only_group(action, subject, f):
     if f.listed or f.invited or f.status in ("requested", "active") or (
             subject.role == Role.ADMIN) or action in (Action.GROUP_CREATE,
                                                       Action.GROUP_LIST_ALL,
+                                                      Action.REPORTS_ADMIN,
                                                       Action.ERASE_SELF):
         return
     assert not decide(action, subject, f)
@@ -82,3 +83,40 @@ def test_banned_people_only_read_a_listed_page_or_erase_their_data(action, subje
     if decide(action, subject, f):
         assert action == Action.ERASE_SELF or (action == Action.GROUP_VIEW and f.listed) or (
             action in (Action.GROUP_CREATE, Action.GROUP_LIST_ALL))
+
+
+SAFETY_PRIVATE = {Action.SAFETY_VIEW, Action.SAFETY_HANDLE, Action.NOTES_READ,
+                  Action.NOTES_WRITE, Action.CONCERN_FLAG}
+
+
+def _facilitator(subject, f) -> bool:
+    return (f.status == "active" and f.group_role in ("lead", "co")
+            and subject.role == Role.MODERATOR)
+
+
+@settings(deadline=None)  # a loaded CI machine is slow, not wrong
+@given(st.sampled_from(sorted(SAFETY_PRIVATE)), subjects, facts)
+def test_safety_records_and_notes_are_for_facilitators_and_the_admin_only(action, subject, f):
+    if not decide(action, subject, f):
+        return
+    if action in (Action.NOTES_READ, Action.NOTES_WRITE, Action.CONCERN_FLAG):
+        assert _facilitator(subject, f)  # never the admin: notes are the facilitators'
+    else:
+        assert _facilitator(subject, f) or subject.role == Role.ADMIN
+
+
+@settings(deadline=None)  # a loaded CI machine is slow, not wrong
+@given(st.sampled_from([Action.SAFETY_VIEW, Action.SAFETY_HANDLE]), subjects, facts)
+def test_reports_about_a_facilitator_are_the_admins_alone(action, subject, f):
+    if f.target_group_role in ("lead", "co") and decide(action, subject, f):
+        assert subject.role == Role.ADMIN
+
+
+@settings(deadline=None)  # a loaded CI machine is slow, not wrong
+@given(st.sampled_from([Action.ALERT_SEND, Action.REPORT_FILE, Action.NOTES_CONSENT]),
+       subjects, facts)
+def test_alerts_reports_and_consent_need_an_active_membership(action, subject, f):
+    if decide(action, subject, f):
+        assert f.status == "active" and f.exists and not f.archived
+        if action == Action.ALERT_SEND:
+            assert f.group_role == "member"

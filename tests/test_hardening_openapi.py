@@ -15,7 +15,8 @@ from web import appkeys
 
 from .test_practice_http import clinic, error_of, json_ok  # noqa: F401
 
-INT_PARAMS = {"appointment_id", "occurrence", "patient_id", "user_id", "group_id", "member_id"}
+INT_PARAMS = {"appointment_id", "occurrence", "patient_id", "user_id", "group_id", "member_id",
+              "alert_id", "report_id", "group_note_id", "care_alert_id"}  # safety (web.safety_api)
 
 
 async def document(client) -> dict:

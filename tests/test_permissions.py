@@ -53,6 +53,8 @@ def intended(action: Action, role: Role, f: Facts) -> bool:
         Action.ADMIT: T and f.is_author,
         Action.CONSENT_SIGN: P and f.is_self,
         Action.CONSENT_VIEW: (P and f.is_self) or (T and f.care_team) or A,
+        Action.CARE_ALERT_SEND: P and f.is_self,
+        Action.CARE_ALERT_VIEW: T and f.care_team,
     }
     return table[action]
 

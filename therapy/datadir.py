@@ -21,6 +21,7 @@ from sqlite_utils import Database, Migrations
 
 from therapy import audit
 from therapy.keyfile import KeyFileError, MasterKeyring, fingerprint, read_keyfile, write_keyfile
+from therapy.sealing import WRAPPED_KEY_TABLES
 from therapy.storage import apply_migrations, open_database
 
 DB_NAME = "haven.db"
@@ -71,12 +72,15 @@ def ring_problem(db: Database | sqlite3.Connection, ring: MasterKeyring) -> str 
     if key is None or fingerprint(key) != meta.get("master_key_fingerprint"):
         return f"it expects master key {wanted}"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "patient_keys" in tables:
+    for table in WRAPPED_KEY_TABLES:
+        if table not in tables:
+            continue
         for (key_id,) in conn.execute(
-                "SELECT DISTINCT master_key_id FROM patient_keys "
+                f"SELECT DISTINCT master_key_id FROM {table} "
                 "WHERE wrapped IS NOT NULL AND destroyed_at IS NULL"):
             if key_id not in ring.keys:
-                return f"patient keys are wrapped under master key {key_id}, not in the file"
+                what = table.removesuffix("_keys")
+                return f"{what} keys are wrapped under master key {key_id}, not in the file"
     return None
 
 

@@ -42,6 +42,8 @@ class Action(StrEnum):
     ADMIT = "visit.admit"  # also: host link, end the session for everyone
     CONSENT_SIGN = "consent.sign"  # also withdraw: only the patient themself
     CONSENT_VIEW = "consent.view"
+    CARE_ALERT_SEND = "care_alert.send"  # "let my therapist know I'm struggling"
+    CARE_ALERT_VIEW = "care_alert.view"  # the therapist sees (and follows up) a patient's alert
 
 
 class NoteKind(StrEnum):
@@ -207,6 +209,16 @@ def decide(action: Action, subject: Subject, facts: Facts) -> Decision:
         if (patient and facts.is_self) or (therapist and facts.care_team) or admin:
             return ALLOW
         return _no("you cannot see this patient's consent")
+
+    if action == Action.CARE_ALERT_SEND:
+        if patient and facts.is_self:
+            return ALLOW
+        return _no("only a patient alerts their own therapist")
+
+    if action == Action.CARE_ALERT_VIEW:
+        if therapist and facts.care_team:
+            return ALLOW
+        return _no("only the patient's therapist sees their alerts")
 
     return _no("unknown action")  # pragma: no cover - every Action is handled above
 

@@ -66,31 +66,39 @@ def _check_ring_matches(ring: MasterKeyring, meta: dict[str, str]) -> None:
             "restore the right key file before rotating")
 
 
+def _wrapped_tables(db: Database) -> list[str]:
+    present = set(db.table_names())
+    return [t for t in sealing.WRAPPED_KEY_TABLES if t in present]
+
+
 def rewrap_all(db: Database, ring: MasterKeyring, target: str,
                checkpoint: Checkpoint | None = None) -> int:
-    """Re-wrap every live patient key not under ``target``. Returns how many were."""
+    """Re-wrap every live patient key (and group key) not under ``target``. Returns how
+    many were."""
     done = 0
-    rows = list(db.query(
-        "SELECT * FROM patient_keys WHERE master_key_id != ? AND wrapped IS NOT NULL "
-        "AND destroyed_at IS NULL ORDER BY rowid", [target]))
-    for row in rows:
-        key = sealing.unwrap_patient_key(ring, row)
-        wrapped = sealing.wrap_patient_key(ring, target, row["patient_id"], row["id"], key)
-        with db.atomic():
-            # Only if nobody changed the row meanwhile (e.g. shredded it).
-            db.execute(
-                "UPDATE patient_keys SET wrapped = ?, master_key_id = ? "
-                "WHERE id = ? AND master_key_id = ? AND wrapped IS NOT NULL",
-                [wrapped, target, row["id"], row["master_key_id"]])
-        done += 1
-        if checkpoint:
-            checkpoint("rewrapped_one")
+    for table in _wrapped_tables(db):
+        owner = sealing.WRAPPED_KEY_TABLES[table][0]
+        rows = list(db.query(
+            f"SELECT * FROM {table} WHERE master_key_id != ? AND wrapped IS NOT NULL "
+            "AND destroyed_at IS NULL ORDER BY rowid", [target]))
+        for row in rows:
+            key = sealing.unwrap_owned_key(ring, table, row)
+            wrapped = sealing.wrap_owned_key(ring, target, table, row[owner], row["id"], key)
+            with db.atomic():
+                # Only if nobody changed the row meanwhile (e.g. shredded it).
+                db.execute(
+                    f"UPDATE {table} SET wrapped = ?, master_key_id = ? "
+                    "WHERE id = ? AND master_key_id = ? AND wrapped IS NOT NULL",
+                    [wrapped, target, row["id"], row["master_key_id"]])
+            done += 1
+            if checkpoint:
+                checkpoint("rewrapped_one")
     return done
 
 
 def _keys_in_use(db: Database) -> set[str]:
-    return {r["master_key_id"] for r in db.query(
-        "SELECT DISTINCT master_key_id FROM patient_keys WHERE wrapped IS NOT NULL "
+    return {r["master_key_id"] for table in _wrapped_tables(db) for r in db.query(
+        f"SELECT DISTINCT master_key_id FROM {table} WHERE wrapped IS NOT NULL "
         "AND destroyed_at IS NULL")}
 
 
@@ -130,9 +138,10 @@ def rotate(db: Database, key_path: Path, *, checkpoint: Checkpoint | None = None
 
     if meta["master_key_id"] != target:  # step 3
         with db.atomic():
-            left = db.execute(
-                "SELECT COUNT(*) FROM patient_keys WHERE master_key_id != ? "
+            left = sum(db.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE master_key_id != ? "
                 "AND wrapped IS NOT NULL AND destroyed_at IS NULL", [target]).fetchone()[0]
+                for table in _wrapped_tables(db))
             if left:
                 raise RotationError(f"{left} patient keys are still under the old master key; "
                                     "run the rotation again")

@@ -263,3 +263,17 @@ def m003_practice(db: Database) -> None:
         not_null={"user_id", "created_at"},
     )
     db.table("calendar_feeds").create_index(["user_id"], unique=True)
+
+
+@migrations()
+def m004_safety_care_alerts(db: Database) -> None:
+    """A patient's private alert to their therapist ("let my therapist know I'm struggling");
+    the optional message is sealed under the patient's key (therapy.sealing)."""
+    db.table("care_alerts").create(
+        {"id": int, "patient_id": int, "body": bytes, "status": str,  # open | handled
+         "created_at": str, "handled_at": str, "handled_by": int},
+        pk="id",
+        foreign_keys=[("patient_id", "users", "id")],
+        not_null={"patient_id", "body", "status", "created_at"},
+    )
+    db.table("care_alerts").create_index(["patient_id", "status"])

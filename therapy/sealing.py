@@ -65,8 +65,40 @@ def canon(*parts: object) -> bytes:
     return bytes(out)
 
 
-def _patient_key_aad(patient_id: int, pk_id: str, master_key_id: str) -> bytes:
-    return canon("haven/patient-key/v1", patient_id, pk_id, master_key_id)
+# Tables of keys wrapped by the master key, all with the columns
+# (id, <owner column>, master_key_id, wrapped, created_at, destroyed_at), and the label each
+# wrap is bound to. Rotation and start-up checks walk every one that exists; the groups
+# package's ``group_keys`` (one key per group, for its notes, alerts and reports) is one.
+WRAPPED_KEY_TABLES = {
+    "patient_keys": ("patient_id", "haven/patient-key/v1"),
+    "group_keys": ("group_id", "haven/group-key/v1"),
+}
+
+
+def wrap_owned_key(ring: MasterKeyring, master_key_id: str, table: str, owner_id: int,
+                   key_id: str, key: bytes) -> bytes:
+    """Wrap a key of a ``WRAPPED_KEY_TABLES`` table under one master key."""
+    label = WRAPPED_KEY_TABLES[table][1]
+    return _encrypt(ring.keys[master_key_id], key, canon(label, owner_id, key_id, master_key_id))
+
+
+def unwrap_owned_key(ring: MasterKeyring, table: str, row: dict) -> bytes:
+    """The key of one row of a ``WRAPPED_KEY_TABLES`` table (``PatientKeyDestroyed`` once
+    shredded)."""
+    owner_column, label = WRAPPED_KEY_TABLES[table]
+    if row["wrapped"] is None or row["destroyed_at"]:
+        raise PatientKeyDestroyed("these records were erased (key destroyed)")
+    master = ring.keys.get(row["master_key_id"])
+    if master is None:
+        raise SealingError(
+            f"master key {row['master_key_id']} is not in the key file; "
+            "finish `haven keys rotate` or restore the key file"
+        )
+    key = _decrypt(master, row["wrapped"],
+                   canon(label, row[owner_column], row["id"], row["master_key_id"]))
+    if len(key) != KEY_BYTES:
+        raise SealingError("wrapped key has the wrong length")
+    return key
 
 
 def record_aad(purpose: str, table: str, row_id: object, field: str, pk_id: str) -> bytes:
@@ -91,29 +123,21 @@ def _decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
 
 def wrap_patient_key(ring: MasterKeyring, master_key_id: str, patient_id: int, pk_id: str,
                      key: bytes) -> bytes:
-    master = ring.keys[master_key_id]
-    return _encrypt(master, key, _patient_key_aad(patient_id, pk_id, master_key_id))
+    return wrap_owned_key(ring, master_key_id, "patient_keys", patient_id, pk_id, key)
 
 
 def unwrap_patient_key(ring: MasterKeyring, row: dict) -> bytes:
     """The patient key of a ``patient_keys`` row, unwrapped with the master key it names."""
     if row["wrapped"] is None or row["destroyed_at"]:
         raise PatientKeyDestroyed("this patient's records were erased (key destroyed)")
-    master = ring.keys.get(row["master_key_id"])
-    if master is None:
-        raise SealingError(
-            f"master key {row['master_key_id']} is not in the key file; "
-            "finish `haven keys rotate` or restore the key file"
-        )
-    key = _decrypt(master, row["wrapped"],
-                   _patient_key_aad(row["patient_id"], row["id"], row["master_key_id"]))
-    if len(key) != KEY_BYTES:
-        raise SealingError("patient key has the wrong length")
-    return key
+    return unwrap_owned_key(ring, "patient_keys", row)
 
 
 @dataclass(frozen=True)
 class PatientKey:
+    """An unwrapped key that seals fields (:func:`seal` needs only ``id`` and ``key``; a
+    group's key, groups.group_keys.GroupKey, has the same two)."""
+
     id: str
     patient_id: int
     key: bytes
@@ -237,8 +261,14 @@ def shred_patient(db: Database, patient_id: int, *, actor: audit.Actor) -> int:
                          patient_id=patient_id, keys_destroyed=count)
     finally:
         db.execute("PRAGMA secure_delete = OFF")
+    checkpoint_wal(db)
+    return count
+
+
+def checkpoint_wal(db: Database) -> None:
+    """Fold the WAL into the database and truncate it, so no copy of an overwritten key
+    stays in the -wal file (best effort: a busy reader only delays it)."""
     try:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except Exception:  # noqa: BLE001 - best effort; a busy reader only delays it
+    except Exception:  # noqa: BLE001
         pass
-    return count

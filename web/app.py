@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
+from groups import crisis
 from groups import schema as groups_schema
 from media.ice import IcePolicy
 from media.sfu import RoomRegistry
@@ -27,6 +28,8 @@ from web import (
     pages,
     practice_api,
     practice_pages,
+    safety_api,
+    safety_pages,
     session_http,
 )
 from web.config import Config
@@ -61,9 +64,17 @@ def open_data_dir(config: Config) -> DataDir:
     return prepare(config.data_dir, migration_sets(), config.key_file)
 
 
-def create_app(config: Config, data_dir: DataDir | None = None) -> web.Application:
+def load_crisis_lines(config: Config) -> crisis.CrisisDirectory:
+    """The shipped crisis lines with the operator's files applied (CrisisLinesError if one
+    is malformed: the CLI reports it and does not start)."""
+    return crisis.load(crisis.operator_files(config.data_dir, config.crisis_lines_file))
+
+
+def create_app(config: Config, data_dir: DataDir | None = None,
+               crisis_lines: crisis.CrisisDirectory | None = None) -> web.Application:
     """Build the app. ``data_dir`` may be passed when the caller already prepared it
-    (the CLI does, to refuse bad key files before anything listens)."""
+    (the CLI does, to refuse bad key files before anything listens), as may the crisis
+    lines (validated before anything listens, too)."""
     app = web.Application(
         middlewares=[
             access_log_middleware,
@@ -81,11 +92,13 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
         config.login_failures_per_address,
         config.login_window_seconds,
     )
+    app[appkeys.CRISIS] = crisis_lines or load_crisis_lines(config)
     app[appkeys.TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    safety_pages.install_globals(app[appkeys.TEMPLATES], app[appkeys.CRISIS])
     api = ApiRegistry(config.max_json_bytes)
     api_core.register(api)
     api_accounts.register(api)
@@ -93,11 +106,13 @@ def create_app(config: Config, data_dir: DataDir | None = None) -> web.Applicati
     practice_api.register(api)
     practice_pages.register(app.router)
     groups_api.register(api)
+    safety_api.register(api)
     app[appkeys.API] = api
     api.add_routes(app.router)
     pages.register(app.router)
     session_http.register(app.router)
     groups_pages.register(app.router)
+    safety_pages.register(app.router)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     vendor = node_modules_dir()
     if (vendor / "three").is_dir():

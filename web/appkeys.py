@@ -18,6 +18,7 @@ TEMPLATES = web.AppKey("templates", "jinja2.Environment")
 API = web.AppKey("api", "ApiRegistry")
 VOICE = web.AppKey("voice", "VoiceHub")
 KEYRING = web.AppKey("keyring", "LiveKeyring")  # web.app.LiveKeyring: reloads the key file
+CRISIS = web.AppKey("crisis", "CrisisDirectory")  # groups.crisis: the crisis lines served
 
 # Per-request state set by the middlewares and the API registry.
 USER = web.RequestKey("user", object)  # therapy.accounts.User of the logged-in person

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from groups.crisis import CrisisLinesError
 from media.call import CallError
 from media.turn import DEFAULT_TTL_S, IceServers, IceUrlError
 from therapy import accounts
@@ -22,7 +23,7 @@ from therapy.audit import Actor
 from therapy.datadir import DataDirError
 from therapy.storage import open_database
 from web import cli_backup, cli_keys, demo, logs
-from web.app import create_app, open_data_dir
+from web.app import create_app, load_crisis_lines, open_data_dir
 from web.config import Config
 
 
@@ -109,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--turn-secret", metavar="SECRET", default=None,
                        help="secret shared with the TURN server (coturn use-auth-secret); "
                             f"default: the {TURN_SECRET_ENV} environment variable")
+    serve.add_argument("--crisis-lines", metavar="FILE", type=Path, default=None,
+                       help="crisis lines that replace or extend the shipped ones (JSON, "
+                            "format haven-crisis-lines/1; see docs/safety.md); "
+                            "<data-dir>/crisis_lines.json is read too when present")
     serve.add_argument("--turn-ttl", metavar="SECONDS", type=str, default=str(DEFAULT_TTL_S),
                        help="lifetime of the TURN credentials handed out (default 3600)")
 
@@ -190,7 +195,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_address=parse_public_address(args.public_address),
         udp_port_range=parse_port_range(args.udp_port_range),
         ice_servers=parse_ice_servers(args.ice_server, args.turn_secret, args.turn_ttl),
+        crisis_lines_file=args.crisis_lines,
     )
+    crisis_lines = load_crisis_lines(config)  # a bad file stops here, before anything runs
     logs.configure(args.log_level, loggers=dict(args.log_level_for))
     data_dir = open_data_dir(config)
     if config.demo:
@@ -204,7 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for username, password, role in rows:
             print(f"  {role:<10} {username:<10} {password}", flush=True)
     data_dir.record_server(config.base_url)
-    app = create_app(config, data_dir)
+    app = create_app(config, data_dir, crisis_lines)
     # Everything imported and built so far lives for the whole run: keep it out of the
     # collector's way, so full collections do not pause the media path (docs/performance.md).
     gc.collect()
@@ -241,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     key = args.command if args.command != "user" else ("user", args.user_command)
     try:
         return COMMANDS[key](args)
-    except (CliError, DataDirError, AccountError, CallError) as exc:
+    except (CliError, DataDirError, AccountError, CallError, CrisisLinesError) as exc:
         print(f"haven: error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:

@@ -38,6 +38,9 @@ class Config:
     udp_port_range: tuple[int, int] | None = None
     # STUN/TURN servers handed to participants, with the TURN REST secret (never in repr).
     ice_servers: IceServers = field(default_factory=IceServers)
+    # An operator's crisis-lines file (groups.crisis format) replacing or extending the
+    # shipped one; <data_dir>/crisis_lines.json is applied first when present.
+    crisis_lines_file: Path | None = None
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir)

@@ -13,7 +13,7 @@ from datetime import date
 from aiohttp import web
 
 from environments import catalog
-from groups import calendar, conduct, directory, meetings, membership, schedule
+from groups import calendar, conduct, directory, meetings, membership, safety, schedule
 from groups.access import group_row
 from groups.errors import GroupError
 from groups.recurrence import parse_local, rule_for_start
@@ -35,6 +35,7 @@ from web.groups_actions import (
 from web.groups_bodies import parse_settings
 from web.pages import render
 from web.routing import require_user
+from web.safety_notices import MEMBER_NOTICES
 
 CSS = "/static/css/groups.css"
 NOTICES = {
@@ -61,6 +62,7 @@ NOTICES = {
     "facilitators": "Facilitators saved.",
     "archived": "Group closed.",
     "ended": "The meeting has ended. Everyone was disconnected.",
+    **MEMBER_NOTICES,  # the group page's safety card
 }
 REPEATS = [("weekly", "Every week"), ("biweekly", "Every other week"),
            ("monthly", "Every month, on the same weekday (e.g. the 2nd Tuesday)")]
@@ -145,7 +147,8 @@ async def _group_context(request: web.Request, gid: int, invite: str | None) -> 
         mine = None
         if v["membership"] and v["membership"]["status"] in ("active", "requested"):
             mine = meetings_mine(db, user, gid)
-        return {"group": v, "conduct_html": conduct.render(doc.text), "attendance": mine}
+        return {"group": v, "conduct_html": conduct.render(doc.text), "attendance": mine,
+                "safety": safety.member_view(db, user, gid)}
 
     return await read(request, load)
 

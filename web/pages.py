@@ -101,17 +101,25 @@ async def signup_submit(request: web.Request) -> web.StreamResponse:
     raise redirect
 
 
-def _account(request: web.Request, status: int = 200, *, message: str | None = None,
-             error: str | None = None, profile_message: str | None = None,
-             profile_error: str | None = None, form: dict | None = None) -> web.Response:
+async def _account(request: web.Request, status: int = 200, *, message: str | None = None,
+                   error: str | None = None, profile_message: str | None = None,
+                   profile_error: str | None = None, form: dict | None = None) -> web.Response:
+    from groups import safety
+
+    user = require_user(request)
+    country = await request.app[appkeys.STORE].read(lambda db: safety.account_country(
+        db, user.id))
+    country_message = ("Saved. \"Get help now\" shows this country first."
+                       if request.query.get("done") == "country" else None)
     return render(request, "account.html", status=status, message=message, error=error,
                   profile_message=profile_message, profile_error=profile_error,
-                  form=form or {}, zones=accounts.time_zone_names())
+                  form=form or {}, zones=accounts.time_zone_names(),
+                  account_country=country, country_message=country_message)
 
 
 async def account_page(request: web.Request) -> web.Response:
     require_user(request)
-    return _account(request)
+    return await _account(request)
 
 
 async def profile_submit(request: web.Request) -> web.Response:
@@ -122,10 +130,10 @@ async def profile_submit(request: web.Request) -> web.Response:
     try:
         body = ProfileBody.parse({k: v for k, v in data.items() if v})
     except ValidationError as exc:
-        return _account(request, 422, profile_error=exc.message, form=data)
+        return await _account(request, 422, profile_error=exc.message, form=data)
     updated = await api_accounts.update_profile(request, user, body)
     request[appkeys.USER] = updated
-    return _account(request, profile_message="Saved. Times are now shown in "
+    return await _account(request, profile_message="Saved. Times are now shown in "
                     f"{updated.time_zone}, and new sessions show you as {updated.display_name}.")
 
 
@@ -138,10 +146,10 @@ async def password_submit(request: web.Request) -> web.Response:
         accounts.validate_password(new, "new_password")
         await api_accounts.change_password(request, user, old, new)
     except ValidationError as exc:
-        return _account(request, 422, error=exc.message)
+        return await _account(request, 422, error=exc.message)
     except ApiError as err:
-        return _account(request, err.status, error=err.message)
-    return _account(request, message="Your password was changed. Other devices were logged out.")
+        return await _account(request, err.status, error=err.message)
+    return await _account(request, message="Your password was changed. Other devices were logged out.")
 
 
 async def admin_users_page(request: web.Request) -> web.Response:

@@ -73,6 +73,13 @@ def test_every_page_fits_a_phone(chromium, live_server, role):
                 seen.add(target)
                 queue.append(target)
         assert len(checked) >= (3 if role == "anonymous" else 5), checked
+        # The safety pages are reached from every page's "Get help now", the therapist's
+        # navigation and the facilitator dashboard's "Safety and notes".
+        assert "/help" in checked, checked
+        if role == "therapist":
+            assert "/practice/alerts" in checked, checked
+        if role == "admin":
+            assert any(re.fullmatch(r"/groups/\d+/safety", p) for p in checked), checked
         assert not errors, errors
         # The navigation folds on a phone; "Log out" is one tap away and fits.
         page.goto(base + "/")
