@@ -38,6 +38,8 @@ class Config:
     udp_port_range: tuple[int, int] | None = None
     # STUN/TURN servers handed to participants, with the TURN REST secret (never in repr).
     ice_servers: IceServers = field(default_factory=IceServers)
+    # A group meeting with no facilitator present ends gently after this many seconds.
+    group_facilitator_grace_s: float = 120.0
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir)
