@@ -1,0 +1,89 @@
+"""A group meeting ready for moderation tests: one group with a lead facilitator, a
+co-facilitator and members, its meeting open, everyone admitted; join links minted on
+demand through groups.meetings (as the pages do), so roles come from the group data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from groups import conduct, directory, meetings, membership, schedule
+from groups.directory import GroupSettings
+from groups.recurrence import format_local, rule_for_start
+from therapy import accounts, rooms
+from therapy.accounts import Role
+from therapy.audit import Actor
+from therapy.storage import open_database
+from web import appkeys
+
+from .groups_support import ZONE, start_local_soon
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class MeetingWorld:
+    app: object
+    base_url: str
+    group_id: int
+    key: str
+    room_id: str
+    users: dict[str, accounts.User] = field(default_factory=dict)  # pseudonym -> user
+    member_ids: dict[str, int] = field(default_factory=dict)  # pseudonym -> member id
+
+    def db(self):
+        return open_database(self.app[appkeys.DATA_DIR].db_path)
+
+    def link(self, who: str) -> str:
+        """A fresh join link for this person, as the meeting page would get it."""
+        db = self.db()
+        try:
+            got = meetings.join_link(db, self.users[who], self.group_id, self.key,
+                                     actor=Actor.system())
+            assert got is not None, f"{who} is not admitted"
+            room_id, token = got
+            return rooms.join_url(self.base_url, room_id, token)
+        finally:
+            db.close()
+
+
+def build_meeting(app, base_url: str, members: int = 2, *, co: bool = True) -> MeetingWorld:
+    """Lead "Sage", co-facilitator "Cedar" (if ``co``), members "M1".."Mn" admitted."""
+    db = open_database(app[appkeys.DATA_DIR].db_path)
+    cost = app[appkeys.CONFIG].scrypt_cost
+    sys = Actor.system()
+    try:
+        def user(name, role):
+            return accounts.create_user(db, name, PASSWORD, role, name.title(), "UTC", cost=cost)
+
+        admin = user("mod-admin", Role.ADMIN)
+        lead = user("mod-lead", Role.MODERATOR)
+        cof = user("mod-co", Role.MODERATOR) if co else None
+        gid = directory.create_group(db, admin, GroupSettings(
+            name="Moderated circle", description="Weekly.", tags=["anxiety"],
+            visibility="listed", join_policy="open", capacity=16, time_zone=ZONE),
+            lead_user_id=lead.id, co_user_ids=[cof.id] if cof else [], actor=sys)
+        start = start_local_soon()
+        schedule.set_schedule(db, lead, gid, rule_for_start("weekly", start),
+                              format_local(start), 60, actor=sys)
+        key = schedule.upcoming(db, {"id": gid, "time_zone": ZONE}, limit=1)[0].key
+        world = MeetingWorld(app, base_url, gid, key, "")
+        facs = {f["user_id"]: f for f in directory.facilitators(db, gid)}
+        membership.update_self(db, lead, gid, pseudonym="Sage", actor=sys)
+        world.users["Sage"], world.member_ids["Sage"] = lead, facs[lead.id]["member_id"]
+        if cof:
+            membership.update_self(db, cof, gid, pseudonym="Cedar", actor=sys)
+            world.users["Cedar"], world.member_ids["Cedar"] = cof, facs[cof.id]["member_id"]
+        world.room_id, _ = meetings.open_meeting(db, lead, gid, key, actor=sys)
+        cur = conduct.current(db, gid)
+        for i in range(1, members + 1):
+            name = f"M{i}"
+            u = user(f"mod-m{i}", Role.PATIENT)
+            m = membership.join(db, u, gid, pseudonym=name, color="#a8d5c9",
+                                conduct_version=cur.version, conduct_sha256=cur.sha256,
+                                actor=sys)
+            world.users[name], world.member_ids[name] = u, m["member_id"]
+            meetings.arrive(db, u, gid, key, actor=sys)
+            meetings.admit(db, lead, gid, key, m["member_id"], actor=sys)
+        return world
+    finally:
+        db.close()
