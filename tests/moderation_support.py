@@ -4,11 +4,14 @@ demand through groups.meetings (as the pages do), so roles come from the group d
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from groups import conduct, directory, meetings, membership, schedule
 from groups.directory import GroupSettings
 from groups.recurrence import format_local, rule_for_start
+from media import signaling as sig
+from media.signaling import parse_join_url
 from therapy import accounts, rooms
 from therapy.accounts import Role
 from therapy.audit import Actor
@@ -67,7 +70,8 @@ def build_meeting(app, base_url: str, members: int = 2, *, co: bool = True) -> M
                               format_local(start), 60, actor=sys)
         key = schedule.upcoming(db, {"id": gid, "time_zone": ZONE}, limit=1)[0].key
         world = MeetingWorld(app, base_url, gid, key, "")
-        facs = {f["user_id"]: f for f in directory.facilitators(db, gid)}
+        facs = {r["user_id"]: {"member_id": r["id"]} for r in db.query(
+            "SELECT id, user_id FROM group_members WHERE group_id = ?", [gid])}
         membership.update_self(db, lead, gid, pseudonym="Sage", actor=sys)
         world.users["Sage"], world.member_ids["Sage"] = lead, facs[lead.id]["member_id"]
         if cof:
@@ -87,3 +91,65 @@ def build_meeting(app, base_url: str, members: int = 2, *, co: bool = True) -> M
         return world
     finally:
         db.close()
+
+
+class Peer:
+    """A signaling-only participant (no media): joins with a fresh identity card, records
+    every server message, sends typed messages."""
+
+    def __init__(self, url: str):
+        from media.e2ee import IdentityKeys
+
+        self.join = parse_join_url(url)
+        self.identity = IdentityKeys.generate()
+        self.messages: list = []
+        self.participant_id = ""
+        self._session = None
+        self._ws = None
+        self._reader = None
+
+    async def start(self) -> Peer:
+        import aiohttp
+
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(self.join.signaling_url)
+        await self.send(sig.Join(self.join.room_id, self.join.token,
+                                 self.identity.card().to_dict()))
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        joined = await self.wait(lambda m: isinstance(m, sig.Joined | sig.Error))
+        if isinstance(joined, sig.Error):
+            await self.close()
+            raise ConnectionError(joined.code)
+        self.participant_id = joined.participant_id
+        return self
+
+    async def _read(self) -> None:
+        async for msg in self._ws:
+            if msg.type.name != "TEXT":
+                break
+            self.messages.append(sig.parse_server_message(msg.data))
+
+    async def send(self, message) -> None:
+        await self._ws.send_str(message.to_json())
+
+    async def wait(self, predicate, timeout: float = 10.0, since: int = 0):
+        end = asyncio.get_running_loop().time() + timeout
+        while True:
+            for m in self.messages[since:]:
+                if predicate(m):
+                    return m
+            if asyncio.get_running_loop().time() > end:
+                raise TimeoutError(f"no such message; got {[m.type for m in self.messages]}")
+            await asyncio.sleep(0.02)
+
+    def last_state(self) -> dict | None:
+        states = [m for m in self.messages if isinstance(m, sig.Moderation)]
+        return states[-1].state if states else None
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()
+        if self._reader is not None:
+            self._reader.cancel()
