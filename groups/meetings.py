@@ -311,8 +311,8 @@ def join_link(db: Database, user: User | None, group_id: int, key: str, *,
         att = _attendance(db, meeting["id"], ctx.member["id"])
         if att is None:
             raise GroupError("not_in_lobby", "wait in the lobby first")
-        if meeting["status"] != OPEN or att["status"] == "waiting":
-            return None
+        if meeting["status"] != OPEN or att["status"] == "waiting" or meeting["locked"]:
+            return None  # still waiting (a locked meeting lets no one new in; it says so)
         if att["status"] != "admitted":
             raise GroupError("not_admitted", "you were not admitted to this meeting")
         db.execute("UPDATE group_attendance SET left_at = NULL WHERE id = ?", [att["id"]])
@@ -370,7 +370,7 @@ def _message(s: dict, occ: Occurrence) -> str:
     if s["status"] == SCHEDULED:
         return (f"The meeting starts {starts}. A facilitator has not opened it yet; you can "
                 "wait here and this page moves on by itself.")
-    if s["locked"] and me != "admitted":
+    if s["locked"]:
         return ("The facilitator has locked this meeting for now, so no one new can come in. "
                 "You can wait here; this page moves on by itself if it is unlocked.")
     if me == "admitted":

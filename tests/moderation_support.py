@@ -153,3 +153,70 @@ class Peer:
             await self._session.close()
         if self._reader is not None:
             self._reader.cancel()
+
+
+def raw_token(world: MeetingWorld, who: str) -> str:
+    """A valid, unused token of this membership for the meeting, minted directly (as a link
+    issued by any path would be): a ban must block it too."""
+    import hashlib
+
+    db = world.db()
+    try:
+        meeting = meetings.meeting_for_room(db, world.room_id)
+        token = rooms.issue_token(db, world.room_id, who, user_id=world.users[who].id)
+        db.table("group_meeting_tokens").insert({
+            "token_id": hashlib.sha256(token.encode()).hexdigest(), "meeting_id": meeting["id"],
+            "member_id": world.member_ids[who], "issued_at": "2026-01-01T00:00:00+00:00"})
+        return rooms.join_url(world.base_url, world.room_id, token)
+    finally:
+        db.close()
+
+
+class Ledger:
+    """Frames counted at each receiving client, by sender and by when they were sent.
+
+    Every sender's frames are recorded as they are encrypted (SFrame KID and counter, the
+    time); every payload a receiver gets from the SFU is looked up by its header. So "what
+    reached whom, of what was sent after a moment" holds however late a loaded machine
+    processes its packets."""
+
+    def __init__(self):
+        self.sent: dict[tuple[int, int], tuple[str, float]] = {}
+        self.got: dict[str, list[tuple[str, float]]] = {}
+        self.keep_payloads = False
+        self.payloads: list[tuple[str, float, bytes]] = []  # (receiver, sent at, payload)
+
+    def attach(self, client, name: str) -> None:
+        import time
+
+        from media.sframe import SFrameError, decode_header
+
+        encrypt = client._encrypt
+
+        def on_encrypt(frame: bytes) -> bytes:
+            out = encrypt(frame)
+            if out:
+                header, _ = decode_header(out)
+                self.sent[(header.kid, header.ctr)] = (name, time.monotonic())
+            return out
+
+        client._encrypt = on_encrypt
+        got = self.got.setdefault(name, [])
+        on_payload = client.on_payload
+
+        def received(mid, payload, *seq):
+            try:
+                header, _ = decode_header(payload)
+                entry = self.sent.get((header.kid, header.ctr))
+            except SFrameError:
+                entry = None
+            got.append(entry if entry is not None else ("?", 0.0))
+            if self.keep_payloads and entry is not None:
+                self.payloads.append((name, entry[1], bytes(payload)))
+            on_payload(mid, payload, *seq)
+
+        client.on_payload = received
+
+    def heard(self, receiver: str, sender: str, since: float, until: float) -> int:
+        return sum(1 for who, t in self.got.get(receiver, ()) if who == sender
+                   and since <= t < until)

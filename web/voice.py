@@ -54,6 +54,11 @@ RESUME_GRACE_S = 5.0  # a lost connection's place is kept this long for a `resum
 FACILITATOR_GRACE_S = 120.0  # a group meeting without a facilitator ends after this long
 
 
+def seat_token_id(token: str) -> str:
+    """A join token's id, as stored (``therapy.rooms``: its sha256)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def participant_id_for(token_id: str) -> str:
     """Stable across reconnects with the same join token, meaningless elsewhere."""
     return "p-" + hashlib.sha256(("participant:" + token_id).encode()).hexdigest()[:12]
@@ -250,21 +255,23 @@ class VoiceHub:
         present = self.rooms.get(join.room_id)
         hosts = [(c.token_id, c.display_name) for c in (present.members.values() if present
                                                         else ()) if c.room_role == "host"]
+        # A group meeting's seat is checked before the token is redeemed, so a refusal (a
+        # ban, a lock) does not use the link up.
+        seat = await self.store.read(meetings.seat_for_token, seat_token_id(join.token))
+        if seat is not None and seat.room_id != join.room_id:
+            seat = None  # redeem refuses it below
+        locked = bool(seat is not None and (await self.store.read(
+            meetings.meeting_for_room, join.room_id) or {}).get("locked"))
+        if seat is not None:
+            self._check_seat(join.room_id, participant_id_for(seat_token_id(join.token)),
+                             seat, locked, conn)
         try:
             name = await self.store.read(rooms.participant_name, join.token, join.room_id,
                                          join.display_name, hosts)
             grant = await self.store.write(rooms.redeem, join.token, join.room_id, fingerprint)
-            seat = await self.store.read(meetings.seat_for_token, grant.token_id)
-            locked = bool(seat is not None and (await self.store.read(
-                meetings.meeting_for_room, grant.room_id) or {}).get("locked"))
         except rooms.RoomError as exc:
             conn.leave_reason = "error"
             raise Closing(exc.code, exc.message) from None
-        if seat is not None and seat.member_status != "active":
-            conn.leave_reason = "error"
-            raise Closing("banned" if seat.member_status == "banned" else "not_member",
-                          "a facilitator has removed you from this group"
-                          if seat.member_status == "banned" else "you are not in this group")
 
         async with self.lock:
             room = self.rooms.setdefault(grant.room_id, HubRoom(grant.room_id))
@@ -272,7 +279,7 @@ class VoiceHub:
             if seat is not None:
                 if room.meeting is None:
                     room.meeting = Meeting(locked=locked)
-                try:
+                try:  # again: the meeting may have changed while the token was redeemed
                     room.meeting.admit(pid, seat.member_id, seat.group_role)
                 except ModerationError as exc:
                     if not room.members:
@@ -336,6 +343,24 @@ class VoiceHub:
                 self._moderation_changed(room, sig.ModerationEvent("joined", pid, pid))
         log_event(log, "voice.resume" if resumed else "voice.join", room=room.room_id,
                   participant=pid, members=len(room.members))
+
+    def _check_seat(self, room_id: str, pid: str, seat: Seat, locked: bool,
+                    conn: Connection) -> None:
+        """Refuse a group seat that may not come in: a banned or removed membership, a
+        meeting ban, a locked meeting (someone new)."""
+        if seat.member_status != "active":
+            conn.leave_reason = "error"
+            if seat.member_status == "banned":
+                raise Closing("banned", "a facilitator has removed you from this group")
+            raise Closing("not_member", "you are not in this group")
+        room = self.rooms.get(room_id)
+        meeting = room.meeting if room is not None and room.meeting is not None else (
+            Meeting(locked=locked))
+        try:
+            meeting.admit(pid, seat.member_id, seat.group_role)
+        except ModerationError as exc:
+            conn.leave_reason = "error"
+            raise Closing(exc.code, exc.message) from None
 
     def _send_slots(self, conn: Connection, slot_map: dict) -> None:
         conn.send(sig.Slots(tuple(
@@ -563,8 +588,9 @@ class VoiceHub:
                     event = trial.ask_to_speak(me)
                 elif isinstance(message, sig.Lock):
                     event = trial.set_lock(me, message.locked)
-                    await self.store.write(meetings.set_locked, conn.seat, message.locked,
-                                           actor=self._actor(conn))
+                    actor = self._actor(conn)
+                    await self.store.write(lambda db: meetings.set_locked(
+                        db, conn.seat, message.locked, actor=actor))
                 elif isinstance(message, sig.Remove | sig.SendToLobby | sig.Ban):
                     target = room.members.get(target_pid)
                     if isinstance(message, sig.Remove):
@@ -574,8 +600,9 @@ class VoiceHub:
                     else:
                         event = trial.ban(me, target_pid, message.scope, now)
                         how = "ban_" + message.scope
-                    await self.store.write(meetings.take_out, target.seat, conn.seat, how,
-                                           actor=self._actor(conn))
+                    actor = self._actor(conn)
+                    await self.store.write(lambda db: meetings.take_out(
+                        db, target.seat, conn.seat, how, actor=actor))
                     out = (target, how)
                 else:  # pragma: no cover - every moderation message is handled above
                     raise ModerationError("unknown_type", "not a moderation message")
@@ -636,8 +663,8 @@ class VoiceHub:
             return
         if self.rooms.get(room.room_id) is not room:
             return
-        await self.store.write(meetings.end_unattended, room.room_id,
-                               actor=Actor.system())
+        await self.store.write(lambda db: meetings.end_unattended(
+            db, room.room_id, actor=Actor.system()))
         await self.disconnect_room(room.room_id, reason="no_facilitator")
 
     async def end_room(self, room_id: str, actor: Actor) -> None:
