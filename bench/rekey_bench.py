@@ -64,11 +64,13 @@ async def run(people: int, removals: int) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="haven-rekey-") as tmp:
         async with VoiceServer(Path(tmp) / "data") as server:
             world = build_meeting(server.app, server.base_url, members=people - 1 + removals,
-                                  co=False)
+                                  co=False, admit=False)
             names = [f"M{i}" for i in range(1, people - 1 + removals + 1)]
             queue = list(names)
 
             async def add(who: str) -> BenchClient:
+                if who != "Sage":
+                    world.admit(who)
                 c = BenchClient(world.link(who), IdentityKeys.generate())
                 await c.start()
                 await wait_for(lambda: c.connected.is_set() or c.first_sent, 20,

@@ -36,6 +36,14 @@ class MeetingWorld:
     def db(self):
         return open_database(self.app[appkeys.DATA_DIR].db_path)
 
+    def admit(self, who: str) -> None:
+        db = self.db()
+        try:
+            meetings.admit(db, self.users["Sage"], self.group_id, self.key,
+                           self.member_ids[who], actor=Actor.system())
+        finally:
+            db.close()
+
     def link(self, who: str) -> str:
         """A fresh join link for this person, as the meeting page would get it."""
         db = self.db()
@@ -49,8 +57,10 @@ class MeetingWorld:
             db.close()
 
 
-def build_meeting(app, base_url: str, members: int = 2, *, co: bool = True) -> MeetingWorld:
-    """Lead "Sage", co-facilitator "Cedar" (if ``co``), members "M1".."Mn" admitted."""
+def build_meeting(app, base_url: str, members: int = 2, *, co: bool = True,
+                  admit: bool = True) -> MeetingWorld:
+    """Lead "Sage", co-facilitator "Cedar" (if ``co``), members "M1".."Mn" in the lobby,
+    admitted unless ``admit`` is false (then :meth:`MeetingWorld.admit` them)."""
     db = open_database(app[appkeys.DATA_DIR].db_path)
     cost = app[appkeys.CONFIG].scrypt_cost
     sys = Actor.system()
@@ -87,7 +97,8 @@ def build_meeting(app, base_url: str, members: int = 2, *, co: bool = True) -> M
                                 actor=sys)
             world.users[name], world.member_ids[name] = u, m["member_id"]
             meetings.arrive(db, u, gid, key, actor=sys)
-            meetings.admit(db, lead, gid, key, m["member_id"], actor=sys)
+            if admit:
+                meetings.admit(db, lead, gid, key, m["member_id"], actor=sys)
         return world
     finally:
         db.close()
