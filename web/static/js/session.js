@@ -345,10 +345,16 @@ function applyModeration(msg) {
   state.moderation = msg.state;
   const wasMuted = state.mutedByHost;
   state.mutedByHost = msg.state.muted.includes(state.participantId);
+  setPressed("mute", state.muted || state.mutedByHost);
+  $("mute").querySelector(".dock-label").textContent = state.mutedByHost ? "Muted by facilitator"
+    : state.muted ? "Muted" : "Mute";
   state.handRaised = inQueue(state.participantId);
   setPressed("hand", state.handRaised);
   $("hand").hidden = false;
-  if (!before) renderShortcuts($("shortcut-list"), () => true);
+  if (!before) {
+    renderShortcuts($("shortcut-list"), () => true);
+    $("hand-queue").before($("host-controls")); // a facilitator's meeting controls come first
+  }
   if (wasMuted !== state.mutedByHost) {
     const track = micStream?.getAudioTracks()[0];
     if (track) track.enabled = !(state.muted || state.mutedByHost);

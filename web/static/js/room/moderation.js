@@ -109,16 +109,16 @@ export function facilitatorActions(p, mod, { send, confirm }) {
     out.push({ id: "pass", label: `Give ${name} the piece`, run: () => send({ type: "piece_pass", participant_id: p.participant_id }) });
   }
   out.push(
-    { id: "lobby", label: `Send ${name} to the lobby`,
+    { id: "lobby", more: true, label: `Send ${name} to the lobby`,
       run: async () => (await confirm(`Send ${name} back to the lobby? You can let them in again.`, "Send to lobby"))
         && send({ type: "send_to_lobby", participant_id: p.participant_id }) },
-    { id: "remove", label: `Remove ${name}`, danger: true,
+    { id: "remove", more: true, label: `Remove ${name}`, danger: true,
       run: async () => (await confirm(`Remove ${name} from this meeting?`, "Remove"))
         && send({ type: "remove", participant_id: p.participant_id }) },
-    { id: "ban", label: `Ban ${name}`, danger: true,
+    { id: "ban", more: true, label: `Ban ${name}`, danger: true,
       run: async () => (await confirm(`Ban ${name} from this meeting? None of their links will work again today.`, "Ban from this meeting"))
         && send({ type: "ban", participant_id: p.participant_id, scope: "meeting" }) },
-    { id: "ban-group", label: `Ban ${name} from the group`, danger: true,
+    { id: "ban-group", more: true, label: `Ban ${name} from the group`, danger: true,
       run: async () => (await confirm(`Ban ${name} from the whole group? They will not be able to come back.`, "Ban from the group"))
         && send({ type: "ban", participant_id: p.participant_id, scope: "group" }) },
   );
