@@ -148,6 +148,7 @@ def test_facilitator_and_two_members_run_a_moderated_meeting(meeting):
                        and energy(wren).get(pid["Juniper"], 0) > LOUD,
                        30, what="only the holder heard")
             assert "Juniper holds the talking piece" in wren.page.inner_text("#piece-status")
+            assert jun.page.is_visible("#piece-back") and not wren.page.is_visible("#piece-back")
             if write_screenshots():
                 sky.page.set_viewport_size({"width": 1280, "height": 800})
                 sky.page.screenshot(path=str(SHOTS / "group-room-facilitator-1280.png"))

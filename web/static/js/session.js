@@ -316,6 +316,7 @@ function renderGroup() {
   $("ask-to-speak").hidden = !silenced || inQueue(state.participantId);
   const iHold = mod.piece_on && mod.holder === state.participantId;
   $("piece-status").hidden = !mod.piece_on;
+  $("piece-back").hidden = !iHold || fac;
   $("piece-status-text").textContent = !mod.piece_on ? ""
     : iHold ? "You hold the talking piece"
       : mod.holder ? `${nameOf(mod.holder)} holds the talking piece` : "The facilitators hold the talking piece";
@@ -973,6 +974,7 @@ $("mute").addEventListener("click", toggleMute);
 $("hand").addEventListener("click", () => {
   if (state.phase === "in-room" && isGroup()) send({ type: "hand", raised: !state.handRaised });
 });
+$("piece-back").addEventListener("click", () => send({ type: "piece_return" }));
 $("ask-to-speak").addEventListener("click", () => {
   send({ type: "ask_to_speak" });
   say("You asked to speak. Your hand is raised.");
