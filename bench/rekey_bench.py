@@ -118,8 +118,8 @@ async def run(people: int, removals: int, workers: int) -> list[float]:
     import multiprocessing as mp
 
     from tests.conftest import free_port, test_config
-    from web.app import open_data_dir
     from web import appkeys
+    from web.app import open_data_dir
 
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="haven-rekey-") as tmp:
