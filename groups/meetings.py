@@ -253,17 +253,22 @@ def end_meeting(db: Database, user: User | None, group_id: int, key: str, *,
             raise GroupError("not_open", "this meeting has not been opened")
         if meeting["status"] == ENDED:
             return meeting["room_id"]
-        now = audit.now_iso()
-        rooms.close_room(db, meeting["room_id"], actor=actor)
-        db.execute("UPDATE group_meetings SET status = ?, ended_at = ? WHERE id = ?",
-                   [ENDED, now, meeting["id"]])
-        db.execute("UPDATE group_attendance SET left_at = COALESCE(left_at, ?) WHERE "
-                   "meeting_id = ? AND status = 'admitted'", [now, meeting["id"]])
-        db.execute("UPDATE group_attendance SET status = 'turned_away' WHERE meeting_id = ? "
-                   "AND status = 'waiting'", [meeting["id"]])
+        _close(db, meeting, actor)
         audit.record(db, actor, "group.meeting_end", "group_meetings", meeting["id"],
                      group_id=ctx.group_id)
         return meeting["room_id"]
+
+
+def _close(db: Database, meeting: dict, actor: Actor) -> None:
+    """Close an open meeting's room and records: ended, attendance closed, lobby emptied."""
+    now = audit.now_iso()
+    rooms.close_room(db, meeting["room_id"], actor=actor)
+    db.execute("UPDATE group_meetings SET status = ?, ended_at = ? WHERE id = ?",
+               [ENDED, now, meeting["id"]])
+    db.execute("UPDATE group_attendance SET left_at = COALESCE(left_at, ?) WHERE "
+               "meeting_id = ? AND status = 'admitted'", [now, meeting["id"]])
+    db.execute("UPDATE group_attendance SET status = 'turned_away' WHERE meeting_id = ? "
+               "AND status = 'waiting'", [meeting["id"]])
 
 
 # --- members ------------------------------------------------------------------------------
@@ -523,15 +528,9 @@ def end_unattended(db: Database, room_id: str, *, actor: Actor) -> None:
     """No facilitator came back in time: the meeting ends as if a facilitator ended it."""
     meeting = meeting_for_room(db, room_id)
     with db.atomic():
-        rooms.close_room(db, room_id, actor=actor)
         if meeting is None or meeting["status"] != OPEN:
+            rooms.close_room(db, room_id, actor=actor)
             return
-        now = audit.now_iso()
-        db.execute("UPDATE group_meetings SET status = ?, ended_at = ? WHERE id = ?",
-                   [ENDED, now, meeting["id"]])
-        db.execute("UPDATE group_attendance SET left_at = COALESCE(left_at, ?) WHERE "
-                   "meeting_id = ? AND status = 'admitted'", [now, meeting["id"]])
-        db.execute("UPDATE group_attendance SET status = 'turned_away' WHERE meeting_id = ? "
-                   "AND status = 'waiting'", [meeting["id"]])
+        _close(db, meeting, actor)
         audit.record(db, actor, "group.meeting_end_unattended", "group_meetings",
                      meeting["id"])

@@ -16,6 +16,7 @@ from media.voice_client import VoiceClient
 from therapy.audit import Actor
 
 from .moderation_support import Ledger, Peer, build_meeting, raw_token
+from .test_voice_e2e import wait_for
 from .voice_support import VoiceServer, tone
 
 pytestmark = pytest.mark.slow
@@ -23,15 +24,6 @@ pytestmark = pytest.mark.slow
 WINDOW_S = 1.0  # frames sent within this long after a change are counted
 HEARD = 10  # frames of a window that count as "heard" (50 a second are sent)
 CATCH_UP_S = 10.0  # a loaded machine may deliver a window's frames this much later
-
-
-async def wait_for(predicate, timeout=15.0, step=0.05):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(step)
 
 
 class Meeting:
