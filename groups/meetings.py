@@ -29,14 +29,14 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from groups import access, schedule
+from groups import access, membership, schedule
 from groups.access import GroupContext
 from groups.directory import LOBBY_OPENS, label, occurrence_view
 from groups.errors import GroupError
 from groups.permissions import Action
 from groups.recurrence import Occurrence, format_local, now_utc
 from therapy import audit, rooms
-from therapy.accounts import User
+from therapy.accounts import User, get_user
 from therapy.audit import Actor
 
 TOKEN_TTL = timedelta(hours=6)
@@ -54,6 +54,7 @@ class Seat:
     group_role: str  # lead | co | member
     pseudonym: str
     room_id: str
+    member_status: str = "active"  # the membership's status (banned: never let in)
 
     @property
     def facilitator(self) -> bool:
@@ -252,17 +253,22 @@ def end_meeting(db: Database, user: User | None, group_id: int, key: str, *,
             raise GroupError("not_open", "this meeting has not been opened")
         if meeting["status"] == ENDED:
             return meeting["room_id"]
-        now = audit.now_iso()
-        rooms.close_room(db, meeting["room_id"], actor=actor)
-        db.execute("UPDATE group_meetings SET status = ?, ended_at = ? WHERE id = ?",
-                   [ENDED, now, meeting["id"]])
-        db.execute("UPDATE group_attendance SET left_at = COALESCE(left_at, ?) WHERE "
-                   "meeting_id = ? AND status = 'admitted'", [now, meeting["id"]])
-        db.execute("UPDATE group_attendance SET status = 'turned_away' WHERE meeting_id = ? "
-                   "AND status = 'waiting'", [meeting["id"]])
+        _close(db, meeting, actor)
         audit.record(db, actor, "group.meeting_end", "group_meetings", meeting["id"],
                      group_id=ctx.group_id)
         return meeting["room_id"]
+
+
+def _close(db: Database, meeting: dict, actor: Actor) -> None:
+    """Close an open meeting's room and records: ended, attendance closed, lobby emptied."""
+    now = audit.now_iso()
+    rooms.close_room(db, meeting["room_id"], actor=actor)
+    db.execute("UPDATE group_meetings SET status = ?, ended_at = ? WHERE id = ?",
+               [ENDED, now, meeting["id"]])
+    db.execute("UPDATE group_attendance SET left_at = COALESCE(left_at, ?) WHERE "
+               "meeting_id = ? AND status = 'admitted'", [now, meeting["id"]])
+    db.execute("UPDATE group_attendance SET status = 'turned_away' WHERE meeting_id = ? "
+               "AND status = 'waiting'", [meeting["id"]])
 
 
 # --- members ------------------------------------------------------------------------------
@@ -310,8 +316,8 @@ def join_link(db: Database, user: User | None, group_id: int, key: str, *,
         att = _attendance(db, meeting["id"], ctx.member["id"])
         if att is None:
             raise GroupError("not_in_lobby", "wait in the lobby first")
-        if meeting["status"] != OPEN or att["status"] == "waiting":
-            return None
+        if meeting["status"] != OPEN or att["status"] == "waiting" or meeting["locked"]:
+            return None  # still waiting (a locked meeting lets no one new in; it says so)
         if att["status"] != "admitted":
             raise GroupError("not_admitted", "you were not admitted to this meeting")
         db.execute("UPDATE group_attendance SET left_at = NULL WHERE id = ?", [att["id"]])
@@ -345,6 +351,7 @@ def state(db: Database, user: User | None, group_id: int, key: str, *,
         "capacity": ctx.group["capacity"],
         "admitted_count": _admitted_count(db, meeting["id"]) if meeting else 0,
         "facilitator": facilitator,
+        "locked": bool(meeting["locked"]) if meeting else False,
     }
     mine = _attendance(db, meeting["id"], ctx.member["id"]) if meeting and ctx.member else None
     out["me"] = {"status": mine["status"] if mine else "not_here",
@@ -368,6 +375,9 @@ def _message(s: dict, occ: Occurrence) -> str:
     if s["status"] == SCHEDULED:
         return (f"The meeting starts {starts}. A facilitator has not opened it yet; you can "
                 "wait here and this page moves on by itself.")
+    if s["locked"]:
+        return ("The facilitator has locked this meeting for now, so no one new can come in. "
+                "You can wait here; this page moves on by itself if it is unlocked.")
     if me == "admitted":
         return "You have been let in. Joining the meeting…"
     if me == "waiting":
@@ -444,7 +454,7 @@ def seat_for_token(db: Database, token_id: str) -> Seat | None:
     """Who holds a join token (its sha256 id, as in ``rooms.JoinGrant.token_id``)."""
     rows = list(db.query(
         """SELECT g.meeting_id, g.member_id, m.group_id, m.user_id, m.role, m.pseudonym,
-                  gm.room_id
+                  gm.room_id, m.status
            FROM group_meeting_tokens g JOIN group_members m ON m.id = g.member_id
            JOIN group_meetings gm ON gm.id = g.meeting_id WHERE g.token_id = ?""",
         [token_id]))
@@ -452,7 +462,7 @@ def seat_for_token(db: Database, token_id: str) -> Seat | None:
         return None
     r = rows[0]
     return Seat(r["group_id"], r["meeting_id"], r["member_id"], r["user_id"], r["role"],
-                r["pseudonym"], r["room_id"])
+                r["pseudonym"], r["room_id"], r["status"])
 
 
 def meeting_for_room(db: Database, room_id: str) -> dict | None:
@@ -465,3 +475,62 @@ def room_environment(db: Database, room_id: str) -> str | None:
     rows = list(db.query("SELECT g.environment_id FROM group_meetings m JOIN groups g ON "
                          "g.id = m.group_id WHERE m.room_id = ?", [room_id]))
     return rows[0]["environment_id"] if rows else None
+
+
+# --- moderation's records (the live state is groups.moderation, driven by web.voice) --------
+
+OUT_WAYS = ("remove", "lobby", "ban_meeting", "ban_group")
+
+
+def _revoke_meeting_tokens(db: Database, meeting_id: int, member_id: int, actor: Actor) -> None:
+    for r in db.query("SELECT t.id FROM group_meeting_tokens g JOIN join_tokens t ON "
+                      "t.id = g.token_id WHERE g.meeting_id = ? AND g.member_id = ? AND "
+                      "t.revoked_at IS NULL", [meeting_id, member_id]):
+        rooms.revoke(db, r["id"], actor=actor)
+
+
+def take_out(db: Database, target: Seat, by: Seat, how: str, *, actor: Actor) -> None:
+    """A facilitator (``by``) took ``target`` out of a live meeting: every link of that
+    membership for this meeting stops working; ``lobby`` puts them back in the lobby to be
+    let in again, ``remove`` and the bans turn them away from this meeting, and
+    ``ban_group`` bans the membership from the group (groups.membership.remove)."""
+    if how not in OUT_WAYS:
+        raise GroupError("invalid_action", "unknown way out")
+    if by.group_id != target.group_id or not by.facilitator or target.facilitator:
+        raise GroupError("forbidden", "only a facilitator of this group can do that")
+    with db.atomic():
+        _revoke_meeting_tokens(db, target.meeting_id, target.member_id, actor)
+        now = audit.now_iso()
+        if how == "lobby":
+            db.execute("UPDATE group_attendance SET status = 'waiting', admitted_at = NULL, "
+                       "admitted_by = NULL, arrived_at = ? WHERE meeting_id = ? AND "
+                       "member_id = ?", [now, target.meeting_id, target.member_id])
+        else:
+            db.execute("UPDATE group_attendance SET status = 'turned_away', left_at = ? "
+                       "WHERE meeting_id = ? AND member_id = ?",
+                       [now, target.meeting_id, target.member_id])
+        if how == "ban_group":
+            membership.remove(db, get_user(db, by.user_id), target.group_id,
+                              target.member_id, ban=True, actor=actor)
+        audit.record(db, actor, "group.meeting_" + how, "group_meetings", target.meeting_id,
+                     member_id=target.member_id, by_member_id=by.member_id)
+
+
+def set_locked(db: Database, by: Seat, locked: bool, *, actor: Actor) -> None:
+    if not by.facilitator:
+        raise GroupError("forbidden", "only a facilitator can lock the meeting")
+    db.execute("UPDATE group_meetings SET locked = ? WHERE id = ?", [int(locked), by.meeting_id])
+    audit.record(db, actor, "group.meeting_" + ("locked" if locked else "unlocked"),
+                 "group_meetings", by.meeting_id)
+
+
+def end_unattended(db: Database, room_id: str, *, actor: Actor) -> None:
+    """No facilitator came back in time: the meeting ends as if a facilitator ended it."""
+    meeting = meeting_for_room(db, room_id)
+    with db.atomic():
+        if meeting is None or meeting["status"] != OPEN:
+            rooms.close_room(db, room_id, actor=actor)
+            return
+        _close(db, meeting, actor)
+        audit.record(db, actor, "group.meeting_end_unattended", "group_meetings",
+                     meeting["id"])

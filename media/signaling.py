@@ -268,9 +268,209 @@ class CodeReveal(Message):
         return cls(_epoch(d), _b64u_32(d, "contribution"))
 
 
+# --- group meetings: moderation (docs/protocol.md, "Moderated group meetings") -------------
+# Accepted only in a group meeting's room; the hub checks the sender's role from the group's
+# data (never from the message) and refuses with an `error` (fatal false) that changes nothing.
+
+def _optional_participant(d: dict) -> str | None:
+    value = d.get("participant_id")
+    return None if value is None else _participant_id(value)
+
+
+@dataclass(frozen=True)
+class Hand(Message):
+    """Raise or lower my own hand."""
+
+    type: ClassVar[str] = "hand"
+    raised: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> Hand:
+        return cls(_require(d, "raised", bool))
+
+
+@dataclass(frozen=True)
+class HandLower(Message):
+    """Facilitator: lower one person's hand."""
+
+    type: ClassVar[str] = "hand_lower"
+    participant_id: str
+
+    @classmethod
+    def parse(cls, d: dict) -> HandLower:
+        return cls(_participant_id(d.get("participant_id")))
+
+
+@dataclass(frozen=True)
+class HandsLowerAll(Message):
+    """Facilitator: lower every hand."""
+
+    type: ClassVar[str] = "hands_lower_all"
+
+    @classmethod
+    def parse(cls, d: dict) -> HandsLowerAll:
+        return cls()
+
+
+@dataclass(frozen=True)
+class HandFront(Message):
+    """Facilitator: move one raised hand to the front of the queue."""
+
+    type: ClassVar[str] = "hand_front"
+    participant_id: str
+
+    @classmethod
+    def parse(cls, d: dict) -> HandFront:
+        return cls(_participant_id(d.get("participant_id")))
+
+
+MAX_SHARE_SECONDS = 30 * 60
+
+
+@dataclass(frozen=True)
+class Piece(Message):
+    """Facilitator: the talking piece on (optionally with a share timer) or off."""
+
+    type: ClassVar[str] = "piece"
+    on: bool
+    share_seconds: int | None = None
+
+    @classmethod
+    def parse(cls, d: dict) -> Piece:
+        share = d.get("share_seconds")
+        if share is not None:
+            if not isinstance(share, int) or isinstance(share, bool) or not (
+                    30 <= share <= MAX_SHARE_SECONDS):
+                raise ProtocolError("invalid_message",
+                                    "'share_seconds' must be 30 to 1800 seconds")
+        return cls(_require(d, "on", bool), share)
+
+
+@dataclass(frozen=True)
+class PiecePass(Message):
+    """Facilitator: hand the piece to someone (no participant: the next raised hand)."""
+
+    type: ClassVar[str] = "piece_pass"
+    participant_id: str | None = None
+
+    @classmethod
+    def parse(cls, d: dict) -> PiecePass:
+        return cls(_optional_participant(d))
+
+
+@dataclass(frozen=True)
+class PieceReturn(Message):
+    """The holder (or a facilitator) gives the piece back to the facilitators."""
+
+    type: ClassVar[str] = "piece_return"
+
+    @classmethod
+    def parse(cls, d: dict) -> PieceReturn:
+        return cls()
+
+
+@dataclass(frozen=True)
+class MuteAll(Message):
+    """Facilitator: mute every member (not the facilitators), enforced by the SFU."""
+
+    type: ClassVar[str] = "mute_all"
+
+    @classmethod
+    def parse(cls, d: dict) -> MuteAll:
+        return cls()
+
+
+@dataclass(frozen=True)
+class Allow(Message):
+    """Facilitator: let one muted member speak again."""
+
+    type: ClassVar[str] = "allow"
+    participant_id: str
+
+    @classmethod
+    def parse(cls, d: dict) -> Allow:
+        return cls(_participant_id(d.get("participant_id")))
+
+
+@dataclass(frozen=True)
+class AskToSpeak(Message):
+    """A member muted by a facilitator (or waiting for the piece) asks to speak: raises
+    their hand, marked as asking."""
+
+    type: ClassVar[str] = "ask_to_speak"
+
+    @classmethod
+    def parse(cls, d: dict) -> AskToSpeak:
+        return cls()
+
+
+@dataclass(frozen=True)
+class SelfMute(Message):
+    """Any room: I muted (or unmuted) my own microphone. Everyone sees it, and the SFU stops
+    forwarding me while I am muted."""
+
+    type: ClassVar[str] = "self_mute"
+    muted: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> SelfMute:
+        return cls(_require(d, "muted", bool))
+
+
+@dataclass(frozen=True)
+class SendToLobby(Message):
+    """Facilitator: send a member back to the lobby (not a ban: they can be let in again)."""
+
+    type: ClassVar[str] = "send_to_lobby"
+    participant_id: str
+
+    @classmethod
+    def parse(cls, d: dict) -> SendToLobby:
+        return cls(_participant_id(d.get("participant_id")))
+
+
+BAN_SCOPES = ("meeting", "group")
+
+
+@dataclass(frozen=True)
+class Ban(Message):
+    """Facilitator: remove a member and block every token of their membership, for this
+    meeting or for the group."""
+
+    type: ClassVar[str] = "ban"
+    participant_id: str
+    scope: str = "meeting"
+
+    @classmethod
+    def parse(cls, d: dict) -> Ban:
+        scope = d.get("scope", "meeting")
+        if scope not in BAN_SCOPES:
+            raise ProtocolError("invalid_message", "'scope' must be 'meeting' or 'group'")
+        return cls(_participant_id(d.get("participant_id")), scope)
+
+
+@dataclass(frozen=True)
+class Lock(Message):
+    """Facilitator: lock (no one new comes in, even with a valid link) or unlock."""
+
+    type: ClassVar[str] = "lock"
+    locked: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> Lock:
+        return cls(_require(d, "locked", bool))
+
+
+# Messages only a group meeting's facilitator may send (the refusal test walks them all).
+FACILITATOR_MESSAGES: tuple[type, ...] = (HandLower, HandsLowerAll, HandFront, Piece, PiecePass,
+                                          MuteAll, Allow, SendToLobby, Ban, Lock)
+MODERATION_MESSAGES: tuple[type, ...] = FACILITATOR_MESSAGES + (Hand, PieceReturn, AskToSpeak)
+
+
 CLIENT_MESSAGES: dict[str, type] = {
     m.type: m
-    for m in (Join, Offer, Keys, Leave, Ping, Remove, Mute, EndRoom, CodeCommit, CodeReveal)
+    for m in (Join, Offer, Keys, Leave, Ping, Remove, Mute, EndRoom, CodeCommit, CodeReveal,
+              SelfMute) + MODERATION_MESSAGES
 }
 
 
@@ -285,6 +485,7 @@ class MemberInfo:
     identity: dict
     muted: bool = False
     color: str | None = None
+    self_muted: bool = False  # their own microphone is off
 
     @classmethod
     def parse(cls, d: dict) -> MemberInfo:
@@ -296,6 +497,7 @@ class MemberInfo:
             _blob(d.get("identity")),
             bool(d.get("muted", False)),
             _color(d.get("color")),
+            bool(d.get("self_muted", False)),
         )
 
 
@@ -474,7 +676,7 @@ class Ended(Message):
     """The session is over for this connection (room ended, or I was removed)."""
 
     type: ClassVar[str] = "ended"
-    reason: str  # room_closed | removed | replaced
+    reason: str  # room_closed | removed | replaced | sent_to_lobby | banned | no_facilitator
 
     @classmethod
     def parse(cls, d: dict) -> Ended:
@@ -526,10 +728,68 @@ class CodeRevealFrom(Message):
                    _b64u_32(d, "contribution"))
 
 
+@dataclass(frozen=True)
+class SelfMuted(Message):
+    """Someone muted or unmuted their own microphone (every room)."""
+
+    type: ClassVar[str] = "self_mute"
+    participant_id: str
+    muted: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> SelfMuted:
+        return cls(_participant_id(d.get("participant_id")), _require(d, "muted", bool))
+
+
+@dataclass(frozen=True)
+class ModerationEvent:
+    kind: str
+    by: str | None = None
+    participant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Moderation(Message):
+    """A group meeting's moderation state, sent to everyone after each change (and on
+    join): the hand queue, the talking piece, mutes, the lock; ``event`` says what changed."""
+
+    type: ClassVar[str] = "moderation"
+    state: dict
+    event: ModerationEvent | None = None
+
+    @classmethod
+    def parse(cls, d: dict) -> Moderation:
+        state = _require(d, "state", dict)
+        for name in ("queue", "muted", "self_muted", "facilitators"):
+            if not isinstance(state.get(name), list):
+                raise ProtocolError("invalid_message", f"'state.{name}' must be a list")
+        event = d.get("event")
+        if event is not None:
+            if not isinstance(event, dict) or not isinstance(event.get("kind"), str):
+                raise ProtocolError("invalid_message", "'event' must name its kind")
+            event = ModerationEvent(event["kind"], event.get("by"), event.get("participant_id"))
+        return cls(state, event)
+
+
+@dataclass(frozen=True)
+class Notice(Message):
+    """Something everyone in a meeting should know (e.g. ``no_facilitator``: no facilitator
+    is present, and the meeting ends in ``seconds`` unless one comes back)."""
+
+    type: ClassVar[str] = "notice"
+    code: str
+    message: str
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, d: dict) -> Notice:
+        return cls(_require(d, "code", str), _require(d, "message", str), d.get("seconds"))
+
+
 SERVER_MESSAGES: dict[str, type] = {
     m.type: m
     for m in (Joined, Answer, Slots, MemberJoined, MemberLeft, KeyFrom, Muted, Pong, Ended, Error,
-              CodeCommitFrom, CodeRevealFrom)
+              CodeCommitFrom, CodeRevealFrom, SelfMuted, Moderation, Notice)
 }
 
 

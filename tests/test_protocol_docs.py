@@ -22,6 +22,8 @@ def test_every_error_code_the_hub_sends_is_documented():
     sources = (ROOT / "web" / "voice.py").read_text() + (ROOT / "media" / "signaling.py").read_text()
     codes = set(re.findall(r'(?:Closing|Error|ProtocolError)\(\s*"([a-z_]+)"', sources))
     codes |= set(re.findall(r'RoomError\("([a-z_]+)"', (ROOT / "therapy" / "rooms.py").read_text()))
+    codes |= set(re.findall(r'ModerationError\(\s*"([a-z_]+)"',
+                            (ROOT / "groups" / "moderation.py").read_text()))
     codes -= {"invalid_room_name", "invalid_room_role", "invalid_join_url"}  # not sent on the wire
     assert codes
     for code in codes:

@@ -230,7 +230,8 @@ async def _voice_ctx(app: web.Application):
     config = app[appkeys.CONFIG]
     origins = {config.public_base_url.rstrip("/")} if config.public_base_url else set()
     hub = VoiceHub(app[appkeys.STORE], RoomRegistry(ice=ice_policy(config)), origins,
-                   ice_servers=config.ice_servers)
+                   ice_servers=config.ice_servers,
+                   facilitator_grace_s=config.group_facilitator_grace_s)
     app[appkeys.VOICE] = hub
     yield
     await hub.close()

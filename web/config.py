@@ -41,6 +41,8 @@ class Config:
     # An operator's crisis-lines file (groups.crisis format) replacing or extending the
     # shipped one; <data_dir>/crisis_lines.json is applied first when present.
     crisis_lines_file: Path | None = None
+    # A group meeting with no facilitator present ends gently after this many seconds.
+    group_facilitator_grace_s: float = 120.0
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import time
@@ -30,6 +31,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from groups import meetings
+from groups.errors import GroupError
+from groups.meetings import Seat
+from groups.moderation import Meeting, ModerationError
 from media import signaling as sig
 from media.e2ee import IdentityCard, KeyExchangeError
 from media.sfu import Participant, RoomRegistry, SfuError
@@ -46,6 +51,12 @@ HEARTBEAT = 5.0  # seconds between WebSocket pings; a vanished peer is gone in ~
 RATE_WINDOW, RATE_MAX = 10.0, 200  # messages per window per connection
 SEND_QUEUE = 256
 RESUME_GRACE_S = 5.0  # a lost connection's place is kept this long for a `resume` join
+FACILITATOR_GRACE_S = 120.0  # a group meeting without a facilitator ends after this long
+
+
+def seat_token_id(token: str) -> str:
+    """A join token's id, as stored (``therapy.rooms``: its sha256)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def participant_id_for(token_id: str) -> str:
@@ -75,7 +86,9 @@ class Connection:
     sfu: Participant | None = None
     offered: bool = False
     muted: bool = False
+    self_muted: bool = False
     color: str | None = None
+    seat: Seat | None = None  # in a group meeting: the membership behind the token
     leave_reason: str = "disconnected"
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     writer: asyncio.Task | None = None
@@ -101,8 +114,12 @@ class Connection:
                 return
 
     def member_info(self) -> sig.MemberInfo:
+        muted = self.muted
+        if self.room is not None and self.room.meeting is not None:
+            muted = self.room.meeting.muted(self.participant_id)
         return sig.MemberInfo(self.participant_id, self.sender_id, self.display_name,
-                              self.room_role, self.identity, self.muted, self.color)
+                              self.room_role, self.identity, muted, self.color,
+                              self.self_muted)
 
 
 @dataclass(eq=False)
@@ -112,6 +129,8 @@ class HubRoom:
     sender_ids: dict[str, int] = field(default_factory=dict)
     next_sender_id: int = 1
     epoch: int = 0  # bumped on every membership change
+    meeting: Meeting | None = None  # a group meeting's moderation state (groups.moderation)
+    unattended: asyncio.TimerHandle | None = None  # no facilitator: the meeting ends then
 
     def sender_id_for(self, participant_id: str) -> int:
         if participant_id not in self.sender_ids:
@@ -127,8 +146,10 @@ class HubRoom:
 
 class VoiceHub:
     def __init__(self, store: Store, sfu: RoomRegistry, allowed_origins: set[str], *,
-                 ice_servers: IceServers | None = None):
+                 ice_servers: IceServers | None = None,
+                 facilitator_grace_s: float = FACILITATOR_GRACE_S):
         self.store = store
+        self.facilitator_grace_s = facilitator_grace_s
         self.sfu = sfu
         self.allowed_origins = allowed_origins
         self.ice_servers = ice_servers or IceServers()
@@ -234,6 +255,16 @@ class VoiceHub:
         present = self.rooms.get(join.room_id)
         hosts = [(c.token_id, c.display_name) for c in (present.members.values() if present
                                                         else ()) if c.room_role == "host"]
+        # A group meeting's seat is checked before the token is redeemed, so a refusal (a
+        # ban, a lock) does not use the link up.
+        seat = await self.store.read(meetings.seat_for_token, seat_token_id(join.token))
+        if seat is not None and seat.room_id != join.room_id:
+            seat = None  # redeem refuses it below
+        locked = bool(seat is not None and (await self.store.read(
+            meetings.meeting_for_room, join.room_id) or {}).get("locked"))
+        if seat is not None:
+            self._check_seat(join.room_id, participant_id_for(seat_token_id(join.token)),
+                             seat, locked, conn)
         try:
             name = await self.store.read(rooms.participant_name, join.token, join.room_id,
                                          join.display_name, hosts)
@@ -245,6 +276,16 @@ class VoiceHub:
         async with self.lock:
             room = self.rooms.setdefault(grant.room_id, HubRoom(grant.room_id))
             pid = participant_id_for(grant.token_id)
+            if seat is not None:
+                if room.meeting is None:
+                    room.meeting = Meeting(locked=locked)
+                try:  # again: the meeting may have changed while the token was redeemed
+                    room.meeting.admit(pid, seat.member_id, seat.group_role)
+                except ModerationError as exc:
+                    if not room.members:
+                        self.rooms.pop(room.room_id, None)
+                    conn.leave_reason = "error"
+                    raise Closing(exc.code, exc.message) from None
             old = room.members.get(pid)
             resumed = (join.resume_epoch is not None and old is not None
                        and join.resume_epoch == room.epoch and old.identity == card.to_dict())
@@ -261,6 +302,14 @@ class VoiceHub:
                 await self._drop(old, "replaced")
             if old is not None:
                 conn.muted = old.muted  # a host's mute survives a reconnect
+            if seat is not None:
+                # The same membership on another link (a second tab, a fresh link): one seat.
+                for other in [c for c in room.members.values() if c.seat is not None
+                              and c.seat.member_id == seat.member_id and c is not old]:
+                    other.leave_reason = "replaced"
+                    other.send(sig.Ended("replaced"))
+                    await self._drop(other, "replaced")
+            conn.seat = seat
             conn.participant_id = pid
             conn.token_id = grant.token_id
             conn.sender_id = room.sender_id_for(pid)
@@ -278,10 +327,11 @@ class VoiceHub:
                 conn.leave_reason = "error"
                 raise Closing("room_full" if "full" in str(exc).lower() else "cannot_join",
                               str(exc) or "cannot join this room") from None
-            if conn.muted:
-                self.sfu.room(room.room_id).set_forwarding(pid, False)
             others = [c.member_info() for c in room.members.values() if c.participant_id != pid]
             room.members[pid] = conn
+            if room.meeting is not None:
+                room.meeting.join(pid, seat.member_id, seat.group_role)
+            self._apply_forwarding(room)
             if not resumed:
                 room.epoch += 1
             conn.send(sig.Joined(room.room_id, pid, conn.sender_id, conn.room_role,
@@ -289,8 +339,28 @@ class VoiceHub:
                                  self.ice_servers.for_participant(pid), resumed))
             if not resumed:
                 room.broadcast(sig.MemberJoined(conn.member_info(), room.epoch), exclude=conn)
+            if room.meeting is not None:
+                self._moderation_changed(room, sig.ModerationEvent("joined", pid, pid))
         log_event(log, "voice.resume" if resumed else "voice.join", room=room.room_id,
                   participant=pid, members=len(room.members))
+
+    def _check_seat(self, room_id: str, pid: str, seat: Seat, locked: bool,
+                    conn: Connection) -> None:
+        """Refuse a group seat that may not come in: a banned or removed membership, a
+        meeting ban, a locked meeting (someone new)."""
+        if seat.member_status != "active":
+            conn.leave_reason = "error"
+            if seat.member_status == "banned":
+                raise Closing("banned", "a facilitator has removed you from this group")
+            raise Closing("not_member", "you are not in this group")
+        room = self.rooms.get(room_id)
+        meeting = room.meeting if room is not None and room.meeting is not None else (
+            Meeting(locked=locked))
+        try:
+            meeting.admit(pid, seat.member_id, seat.group_role)
+        except ModerationError as exc:
+            conn.leave_reason = "error"
+            raise Closing(exc.code, exc.message) from None
 
     def _send_slots(self, conn: Connection, slot_map: dict) -> None:
         conn.send(sig.Slots(tuple(
@@ -352,7 +422,14 @@ class VoiceHub:
             await self.sfu.room(room.room_id).remove(conn.participant_id)
         room.epoch += 1
         room.broadcast(sig.MemberLeft(conn.participant_id, reason, room.epoch))
+        if room.meeting is not None and room.members:
+            room.meeting.leave(conn.participant_id, time.monotonic())
+            self._apply_forwarding(room)
+            self._moderation_changed(room, sig.ModerationEvent(
+                "left", conn.participant_id, conn.participant_id))
         if not room.members:
+            if room.unattended is not None:
+                room.unattended.cancel()
             self.rooms.pop(room.room_id, None)
             with contextlib.suppress(Exception):
                 await self.sfu.close_room(room.room_id)
@@ -402,6 +479,13 @@ class VoiceHub:
         elif isinstance(message, sig.Join):
             conn.leave_reason = "error"
             raise Closing("out_of_order", "already joined")
+        elif isinstance(message, sig.SelfMute):
+            await self._self_mute(conn, room, message.muted)
+        elif room.meeting is not None and isinstance(
+                message, sig.MODERATION_MESSAGES + (sig.Mute, sig.Remove)):
+            await self._moderate(conn, room, message)
+        elif isinstance(message, sig.MODERATION_MESSAGES):
+            conn.send(sig.Error("not_group_meeting", "this is not a group meeting", False))
         elif isinstance(message, sig.Remove | sig.Mute | sig.EndRoom):
             if conn.room_role != "host":
                 conn.send(sig.Error("forbidden", "only the host can do that", False))
@@ -416,9 +500,7 @@ class VoiceHub:
                 conn.send(sig.Error("not_found", "no such participant", False))
                 return
             target.muted = message.muted
-            sfu_room = self.sfu.get(room.room_id)
-            if sfu_room is not None and sfu_room.participant(target.participant_id) is not None:
-                sfu_room.set_forwarding(target.participant_id, not message.muted)
+            self._apply_forwarding(room)
             room.broadcast(sig.Muted(target.participant_id, message.muted))
         elif isinstance(message, sig.Remove):
             target = room.members.get(message.participant_id)
@@ -436,12 +518,161 @@ class VoiceHub:
         elif isinstance(message, sig.EndRoom):
             await self.end_room(room.room_id, actor)
 
+    # --- forwarding and moderation ------------------------------------------------------
+
+    def _apply_forwarding(self, room: HubRoom) -> None:
+        """Make the SFU forward exactly who may be heard now (the one place that decides)."""
+        sfu_room = self.sfu.get(room.room_id)
+        if sfu_room is None:
+            return
+        for pid, c in room.members.items():
+            if sfu_room.participant(pid) is None:
+                continue
+            if room.meeting is not None:
+                on = room.meeting.forwarded(pid)
+            else:
+                on = not c.muted and not c.self_muted
+            sfu_room.set_forwarding(pid, on)
+
+    def _moderation_changed(self, room: HubRoom, event: sig.ModerationEvent | None) -> None:
+        room.broadcast(sig.Moderation(room.meeting.snapshot(time.monotonic()), event))
+        self._watch_facilitators(room)
+
+    async def _self_mute(self, conn: Connection, room: HubRoom, muted: bool) -> None:
+        if room.meeting is not None:
+            try:
+                room.meeting.self_mute(conn.participant_id, muted)
+            except ModerationError as exc:
+                conn.send(sig.Error(exc.code, exc.message, False))
+                return
+        conn.self_muted = muted
+        self._apply_forwarding(room)
+        room.broadcast(sig.SelfMuted(conn.participant_id, muted))
+        if room.meeting is not None:
+            self._moderation_changed(room, sig.ModerationEvent(
+                "self_muted" if muted else "self_unmuted", conn.participant_id,
+                conn.participant_id))
+
+    async def _moderate(self, conn: Connection, room: HubRoom, message: sig.Message) -> None:
+        """A moderation message in a group meeting: tried on a copy of the state, its records
+        written, and only then made the room's state; a refusal changes nothing."""
+        async with self.lock:
+            trial = copy.deepcopy(room.meeting)
+            now = time.monotonic()
+            me = conn.participant_id
+            target_pid = getattr(message, "participant_id", None)
+            out: tuple[Connection, str] | None = None  # (who leaves, how)
+            try:
+                if isinstance(message, sig.Hand):
+                    event = trial.raise_hand(me) if message.raised else trial.lower_own_hand(me)
+                elif isinstance(message, sig.HandLower):
+                    event = trial.lower_hand(me, target_pid)
+                elif isinstance(message, sig.HandsLowerAll):
+                    event = trial.lower_all(me)
+                elif isinstance(message, sig.HandFront):
+                    event = trial.move_to_front(me, target_pid)
+                elif isinstance(message, sig.Piece):
+                    event = trial.set_piece(me, message.on, message.share_seconds, now)
+                elif isinstance(message, sig.PiecePass):
+                    event = trial.pass_piece(me, target_pid, now)
+                elif isinstance(message, sig.PieceReturn):
+                    event = trial.return_piece(me, now)
+                elif isinstance(message, sig.Mute):
+                    event = (trial.mute(me, target_pid) if message.muted
+                             else trial.allow(me, target_pid))
+                elif isinstance(message, sig.MuteAll):
+                    event = trial.mute_all(me)
+                elif isinstance(message, sig.Allow):
+                    event = trial.allow(me, target_pid)
+                elif isinstance(message, sig.AskToSpeak):
+                    event = trial.ask_to_speak(me)
+                elif isinstance(message, sig.Lock):
+                    event = trial.set_lock(me, message.locked)
+                    actor = self._actor(conn)
+                    await self.store.write(lambda db: meetings.set_locked(
+                        db, conn.seat, message.locked, actor=actor))
+                elif isinstance(message, sig.Remove | sig.SendToLobby | sig.Ban):
+                    target = room.members.get(target_pid)
+                    if isinstance(message, sig.Remove):
+                        event, how = trial.remove(me, target_pid, now), "remove"
+                    elif isinstance(message, sig.SendToLobby):
+                        event, how = trial.send_to_lobby(me, target_pid, now), "lobby"
+                    else:
+                        event = trial.ban(me, target_pid, message.scope, now)
+                        how = "ban_" + message.scope
+                    actor = self._actor(conn)
+                    await self.store.write(lambda db: meetings.take_out(
+                        db, target.seat, conn.seat, how, actor=actor))
+                    out = (target, how)
+                else:  # pragma: no cover - every moderation message is handled above
+                    raise ModerationError("unknown_type", "not a moderation message")
+            except ModerationError as exc:
+                conn.send(sig.Error(exc.code, exc.message, False))
+                return
+            except GroupError as exc:
+                conn.send(sig.Error(exc.code, exc.message, False))
+                return
+            room.meeting = trial
+            if out is not None:
+                target, how = out
+                reason = {"remove": "removed", "lobby": "sent_to_lobby"}.get(how, "banned")
+                target.leave_reason = "removed"
+                target.send(sig.Ended(reason))
+                await self._drop(target, "removed")
+                log_event(log, "voice.moderation", room=room.room_id, action=how,
+                          participant=target.participant_id)
+            else:
+                self._apply_forwarding(room)
+                self._moderation_changed(room, sig.ModerationEvent(
+                    event.kind, event.by, event.participant_id))
+                return
+        await target.queue.put(None)  # _drop broadcast the new state
+        asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
+            target.ws.close(code=WSCloseCode.OK)))
+
+    @staticmethod
+    def _actor(conn: Connection) -> Actor:
+        return Actor(conn.seat.user_id if conn.seat else None, "facilitator:" + conn.participant_id)
+
+    def _watch_facilitators(self, room: HubRoom) -> None:
+        """No facilitator present: tell everyone, and end the meeting gently after the grace
+        time unless one comes back (a co-facilitator present keeps it going)."""
+        meeting = room.meeting
+        if meeting is None or not room.members:
+            return
+        if meeting.facilitators_present():
+            if room.unattended is not None:
+                room.unattended.cancel()
+                room.unattended = None
+                room.broadcast(sig.Notice("facilitator_back", "A facilitator is back."))
+            return
+        if room.unattended is not None:
+            return
+        loop = asyncio.get_running_loop()
+        grace = self.facilitator_grace_s
+        room.unattended = loop.call_later(grace, lambda: loop.create_task(self._unattended(room)))
+        minutes = max(1, round(grace / 60))
+        room.broadcast(sig.Notice(
+            "no_facilitator", "No facilitator is here right now. If none joins within "
+            f"{minutes} minute{'s' if minutes != 1 else ''}, the meeting will end gently.",
+            grace))
+
+    async def _unattended(self, room: HubRoom) -> None:
+        room.unattended = None
+        if room.meeting is None or room.meeting.facilitators_present():
+            return
+        if self.rooms.get(room.room_id) is not room:
+            return
+        await self.store.write(lambda db: meetings.end_unattended(
+            db, room.room_id, actor=Actor.system()))
+        await self.disconnect_room(room.room_id, reason="no_facilitator")
+
     async def end_room(self, room_id: str, actor: Actor) -> None:
         """Close the room for everyone: in the records, then on every live connection."""
         await self.store.write(lambda db: waiting_room.close_room(db, room_id, actor=actor))
         await self.disconnect_room(room_id)
 
-    async def disconnect_room(self, room_id: str) -> None:
+    async def disconnect_room(self, room_id: str, reason: str = "room_closed") -> None:
         """Tell everyone connected to a room that was closed elsewhere (the practice's
         'end session') that it is over, and drop them all at once (no member_left storm)."""
         async with self.lock:
@@ -450,10 +681,12 @@ class VoiceHub:
                 return
             members = list(room.members.values())
             room.members.clear()
+            if room.unattended is not None:
+                room.unattended.cancel()
             for member in members:
                 member.room = None
                 member.leave_reason = "room_closed"
-                member.send(sig.Ended("room_closed"))
+                member.send(sig.Ended(reason))
                 await member.queue.put(None)
                 asyncio.get_running_loop().call_later(0.5, lambda m=member: asyncio.ensure_future(
                     m.ws.close(code=WSCloseCode.OK)))

@@ -15,6 +15,7 @@ import { loadOrCreateIdentity } from "./e2ee/identity.js";
 import { SenderKeyManager } from "./e2ee/manager.js";
 import { FrameCrypto, encodedTransformSupport, peerConnectionConfig } from "./e2ee/transform.js";
 import { Drawers } from "./room/drawers.js";
+import { describeEvent, endedText, facilitatorActions, renderFacilitatorControls, renderQueue } from "./room/moderation.js";
 import { renderPeople as drawPeople } from "./room/people.js";
 import { handleShortcut, renderShortcuts } from "./room/shortcuts.js";
 import { Toasts } from "./room/toasts.js";
@@ -46,6 +47,7 @@ const state = {
   muted: false,
   mutedByHost: false,
   handRaised: false,
+  moderation: null, // a group meeting's moderation state (the server's `moderation` message)
   environment: root.dataset.environment,
   audioOnly: false,
   reconnects: 0,
@@ -183,6 +185,24 @@ function setEnvironment(id) {
 
 // --- people, seats and voices ---------------------------------------------------------------
 
+function isGroup() {
+  return state.moderation !== null;
+}
+
+function amFacilitator() {
+  return isGroup() && state.moderation.facilitators.includes(state.participantId);
+}
+
+function nameOf(pid) {
+  if (!pid) return "";
+  if (pid === state.participantId) return "You";
+  return state.members.get(pid)?.display_name ?? "Someone";
+}
+
+function inQueue(pid) {
+  return !!state.moderation?.queue.some((q) => q.participant_id === pid);
+}
+
 function myName() {
   return $("display-name").value.trim() || "You";
 }
@@ -217,9 +237,13 @@ function layoutSeats() {
     scene.clearAvatars();
     people.forEach((p, i) => {
       if (!p.self && i < seats.length) {
-        scene.placeAvatar(i, { color: colorFor(p), label: p.display_name, muted: !!p.muted, hand: !!p.hand });
+        scene.placeAvatar(i, { color: colorFor(p), label: p.display_name,
+          muted: !!(p.muted || p.self_muted), hand: inQueue(p.participant_id) });
       }
     });
+    const holder = state.moderation?.piece_on ? state.moderation.holder : null;
+    const holderSeat = holder ? people.findIndex((p) => p.participant_id === holder) : -1;
+    scene.setTalkingPiece?.(holderSeat >= 0 && holderSeat < seats.length ? holderSeat : null);
   }
   if (audio) {
     const byMid = new Map();
@@ -232,6 +256,9 @@ function layoutSeats() {
 }
 
 function hostActions(p) {
+  if (isGroup()) {
+    return amFacilitator() ? facilitatorActions(p, state.moderation, { send, confirm: (q, yes) => askFirst(q, yes, "Cancel") }) : [];
+  }
   if (p.self || state.roomRole !== "host") return [];
   return [
     { id: "mute", label: p.muted ? `Unmute ${p.display_name}` : `Mute ${p.display_name}`,
@@ -247,9 +274,9 @@ function hostActions(p) {
 
 function renderPeople() {
   const people = everyone().map((p) => (p.self
-    ? { ...p, display_name: `${myName()} (you)`, room_role: state.roomRole, muted: state.muted || state.mutedByHost,
+    ? { ...p, display_name: `${myName()} (you)`, room_role: roleLabel(p), muted: state.muted || state.mutedByHost,
       hand: state.handRaised, color: $("avatar-color").value }
-    : { ...p, color: colorFor(p) }));
+    : { ...p, room_role: roleLabel(p), muted: !!(p.muted || p.self_muted), hand: inQueue(p.participant_id), color: colorFor(p) }));
   drawPeople($("people"), people, {
     volumeOf: (p) => prefs()[`vol:${p.participant_id}`] ?? 100,
     onVolume: (p, value) => {
@@ -259,9 +286,85 @@ function renderPeople() {
     },
     actionsFor: hostActions,
   });
-  $("host-controls").hidden = state.roomRole !== "host";
+  $("host-controls").hidden = isGroup() ? !amFacilitator() : state.roomRole !== "host";
+  renderGroup();
   $("people-count").textContent = String(people.length);
   $("people-count-text").textContent = `, ${people.length} here`;
+}
+
+function roleLabel(p) {
+  if (!isGroup()) return p.self ? state.roomRole : p.room_role;
+  return state.moderation.facilitators.includes(p.participant_id) ? "facilitator" : "member";
+}
+
+let pieceTimer = null;
+let pieceWarned = false;
+
+function renderGroup() {
+  const mod = state.moderation;
+  if (!mod) return;
+  const fac = amFacilitator();
+  renderQueue($("hand-queue-list"), $("hand-queue"), mod, { facilitator: fac, nameOf, send });
+  $("host-title").textContent = "You are a facilitator";
+  $("end-session").hidden = true; // a group meeting is ended from its meeting page
+  if (fac) {
+    renderFacilitatorControls($("group-controls"), mod, { send, share: () => Number($("share-time").value) || null });
+  }
+  $("group-facilitator").hidden = !fac;
+  const silenced = !fac && (mod.muted.includes(state.participantId)
+    || (mod.piece_on && mod.holder !== state.participantId));
+  $("ask-to-speak").hidden = !silenced || inQueue(state.participantId);
+  const iHold = mod.piece_on && mod.holder === state.participantId;
+  $("piece-status").hidden = !mod.piece_on;
+  $("piece-back").hidden = !iHold || fac;
+  $("piece-status-text").textContent = !mod.piece_on ? ""
+    : iHold ? "You hold the talking piece"
+      : mod.holder ? `${nameOf(mod.holder)} holds the talking piece` : "The facilitators hold the talking piece";
+  clearInterval(pieceTimer);
+  $("piece-time").textContent = "";
+  $("piece-status").classList.remove("ending");
+  if (mod.holder && mod.share_remaining !== null) {
+    const ends = performance.now() + mod.share_remaining * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.round((ends - performance.now()) / 1000));
+      $("piece-time").textContent = ` · ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left`;
+      const ending = left <= 30;
+      $("piece-status").classList.toggle("ending", ending);
+      if (ending && iHold && !pieceWarned) {
+        pieceWarned = true;
+        say("About 30 seconds left with the talking piece.");
+      }
+    };
+    tick();
+    pieceTimer = setInterval(tick, 1000);
+  }
+  if (!iHold) pieceWarned = false;
+}
+
+function applyModeration(msg) {
+  const before = state.moderation;
+  state.moderation = msg.state;
+  const wasMuted = state.mutedByHost;
+  state.mutedByHost = msg.state.muted.includes(state.participantId);
+  setPressed("mute", state.muted || state.mutedByHost);
+  $("mute").querySelector(".dock-label").textContent = state.mutedByHost ? "Muted by facilitator"
+    : state.muted ? "Muted" : "Mute";
+  state.handRaised = inQueue(state.participantId);
+  setPressed("hand", state.handRaised);
+  $("hand").hidden = false;
+  if (!before) {
+    renderShortcuts($("shortcut-list"), () => true);
+    $("hand-queue").before($("host-controls")); // a facilitator's meeting controls come first
+  }
+  if (wasMuted !== state.mutedByHost) {
+    const track = micStream?.getAudioTracks()[0];
+    if (track) track.enabled = !(state.muted || state.mutedByHost);
+    scene?.setSelfMuted?.(state.muted || state.mutedByHost);
+  }
+  const said = describeEvent(msg.event, state.participantId, nameOf);
+  if (said.text && msg.event.by !== state.participantId) say(said.text, { assertive: !!said.assertive });
+  renderPeople();
+  layoutSeats();
 }
 
 function updateLevels() {
@@ -358,6 +461,7 @@ async function handle(msg) {
       frameCrypto.setSendKey(manager.sendKey);
       await newCodeRound(msg.epoch);
       await negotiate(msg.ice_servers);
+      if (state.muted) send({ type: "self_mute", muted: true }); // others see it, after a reconnect too
       enterRoom();
       renderPeople();
       layoutSeats();
@@ -427,7 +531,26 @@ async function handle(msg) {
       renderPeople();
       break;
     }
+    case "moderation":
+      applyModeration(msg);
+      break;
+    case "self_mute": {
+      const m = state.members.get(msg.participant_id);
+      if (m) {
+        m.self_muted = msg.muted;
+        renderPeople();
+        layoutSeats();
+      }
+      break;
+    }
+    case "notice":
+      say(msg.message, { assertive: msg.code === "no_facilitator" });
+      break;
     case "ended":
+      if (isGroup() && endedText(msg.reason)) {
+        end(endedText(msg.reason));
+        break;
+      }
       end(msg.reason === "removed" ? "The host removed you from this session."
         : msg.reason === "replaced" ? "You joined this session from another tab or device."
           : "The host ended the session. Thank you for coming.");
@@ -435,7 +558,8 @@ async function handle(msg) {
     case "error":
       if (!msg.fatal) {
         say(msg.message);
-      } else if (["token_used", "token_revoked", "token_expired", "invalid_token", "room_closed", "room_full"].includes(msg.code)) {
+      } else if (["token_used", "token_revoked", "token_expired", "invalid_token", "room_closed", "room_full",
+        "locked", "banned", "not_member"].includes(msg.code)) {
         end(msg.message.charAt(0).toUpperCase() + msg.message.slice(1) + ".");
       } else {
         console.warn("signaling error", msg.code, msg.message);
@@ -599,7 +723,9 @@ function setMuted(on) {
   if (track) track.enabled = !(on || state.mutedByHost);
   setPressed("mute", on);
   $("mute").querySelector(".dock-label").textContent = on ? "Muted" : "Mute";
-  say(on ? "You are muted." : state.mutedByHost ? "You unmuted, but the host still has you muted." : "You are unmuted.");
+  send({ type: "self_mute", muted: on }); // everyone sees it (and the server stops forwarding me)
+  const by = isGroup() ? "a facilitator" : "the host";
+  say(on ? "You are muted." : state.mutedByHost ? `You unmuted, but ${by} still has you muted. You can ask to speak.` : "You are unmuted.");
   scene?.setSelfMuted?.(on || state.mutedByHost);
   renderPeople();
 }
@@ -845,6 +971,14 @@ $("resume-audio").addEventListener("click", async () => {
 });
 
 $("mute").addEventListener("click", toggleMute);
+$("hand").addEventListener("click", () => {
+  if (state.phase === "in-room" && isGroup()) send({ type: "hand", raised: !state.handRaised });
+});
+$("piece-back").addEventListener("click", () => send({ type: "piece_return" }));
+$("ask-to-speak").addEventListener("click", () => {
+  send({ type: "ask_to_speak" });
+  say("You asked to speak. Your hand is raised.");
+});
 // The in-VR mute control (scene module) asks for exactly what the M key does.
 $("scene").addEventListener("haven:xr-toggle-mute", toggleMute);
 

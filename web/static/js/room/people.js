@@ -20,8 +20,11 @@ function badge(text, kind = "", icon = "") {
  * @param {HTMLUListElement} list
  * @param {Array<object>} people  {participant_id, display_name, color, room_role, muted, hand, self}
  * @param {object} hooks
- *   volumeOf(p) -> 0..150; onVolume(p, value); actionsFor(p) -> [{label, danger?, run}]
+ *   volumeOf(p) -> 0..150; onVolume(p, value); actionsFor(p) -> [{label, danger?, more?, run}]
+ *   (`more`: shown behind a "More for <name>" disclosure)
  */
+const openMore = new Set(); // whose "More for…" stays open across redraws
+
 export function renderPeople(list, people, { volumeOf, onVolume, actionsFor }) {
   const focused = document.activeElement;
   const focusKey = list.contains(focused) ? focused.dataset.key : null;
@@ -61,10 +64,10 @@ export function renderPeople(list, people, { volumeOf, onVolume, actionsFor }) {
       li.append(row);
     }
     const actions = actionsFor(p);
-    if (actions.length) {
+    const actionBox = (list) => {
       const box = document.createElement("div");
       box.className = "person-actions";
-      for (const a of actions) {
+      for (const a of list) {
         const b = document.createElement("button");
         b.type = "button";
         b.textContent = a.label;
@@ -73,7 +76,23 @@ export function renderPeople(list, people, { volumeOf, onVolume, actionsFor }) {
         b.addEventListener("click", a.run);
         box.append(b);
       }
-      li.append(box);
+      return box;
+    };
+    const first = actions.filter((a) => !a.more);
+    const more = actions.filter((a) => a.more); // weightier actions, one step away
+    if (first.length) li.append(actionBox(first));
+    if (more.length) {
+      const details = document.createElement("details");
+      details.className = "person-more";
+      details.open = openMore.has(p.participant_id);
+      details.addEventListener("toggle", () => {
+        if (details.open) openMore.add(p.participant_id);
+        else openMore.delete(p.participant_id);
+      });
+      const summary = document.createElement("summary");
+      summary.textContent = `More for ${p.display_name}`;
+      details.append(summary, actionBox(more));
+      li.append(details);
     }
     list.append(li);
   }
