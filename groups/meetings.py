@@ -519,9 +519,11 @@ def take_out(db: Database, target: Seat, by: Seat, how: str, *, actor: Actor) ->
 def set_locked(db: Database, by: Seat, locked: bool, *, actor: Actor) -> None:
     if not by.facilitator:
         raise GroupError("forbidden", "only a facilitator can lock the meeting")
-    db.execute("UPDATE group_meetings SET locked = ? WHERE id = ?", [int(locked), by.meeting_id])
-    audit.record(db, actor, "group.meeting_" + ("locked" if locked else "unlocked"),
-                 "group_meetings", by.meeting_id)
+    with db.atomic():
+        db.execute("UPDATE group_meetings SET locked = ? WHERE id = ?",
+                   [int(locked), by.meeting_id])
+        audit.record(db, actor, "group.meeting_" + ("locked" if locked else "unlocked"),
+                     "group_meetings", by.meeting_id)
 
 
 def end_unattended(db: Database, room_id: str, *, actor: Actor) -> None:

@@ -29,12 +29,20 @@ def joined(db: Database, meeting_id: int, member_id: int) -> dict:
 
 
 def left(db: Database, meeting_id: int, member_id: int) -> None:
-    db.execute("DELETE FROM group_presence WHERE meeting_id = ? AND member_id = ?",
-               [meeting_id, member_id])
+    with db.atomic():
+        db.execute("DELETE FROM group_presence WHERE meeting_id = ? AND member_id = ?",
+                   [meeting_id, member_id])
 
 
 def cleared(db: Database, meeting_id: int) -> None:
-    db.execute("DELETE FROM group_presence WHERE meeting_id = ?", [meeting_id])
+    with db.atomic():
+        db.execute("DELETE FROM group_presence WHERE meeting_id = ?", [meeting_id])
+
+
+def clear_all(db: Database) -> None:
+    """Nobody is present anywhere (the voice hub starts empty)."""
+    with db.atomic():
+        db.execute("DELETE FROM group_presence")
 
 
 def present(db: Database, meeting_id: int) -> list[dict]:

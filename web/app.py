@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from groups import crisis
+from groups import crisis, presence
 from groups import schema as groups_schema
 from media.ice import IcePolicy
 from media.sfu import RoomRegistry
@@ -232,6 +232,9 @@ async def _voice_ctx(app: web.Application):
     hub = VoiceHub(app[appkeys.STORE], RoomRegistry(ice=ice_policy(config)), origins,
                    ice_servers=config.ice_servers,
                    facilitator_grace_s=config.group_facilitator_grace_s)
+    # Nobody is in a voice room yet: presence left over from a server that stopped with people
+    # in a meeting would hold back group notes until they came and went again.
+    await app[appkeys.STORE].write(presence.clear_all)
     app[appkeys.VOICE] = hub
     yield
     await hub.close()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from groups import meetings
+from groups import meetings, presence
 from groups.errors import GroupError
 from groups.meetings import Seat
 from groups.moderation import Meeting, ModerationError
@@ -331,6 +331,7 @@ class VoiceHub:
             room.members[pid] = conn
             if room.meeting is not None:
                 room.meeting.join(pid, seat.member_id, seat.group_role)
+                await self._present(room, seat)
             self._apply_forwarding(room)
             if not resumed:
                 room.epoch += 1
@@ -422,6 +423,12 @@ class VoiceHub:
             await self.sfu.room(room.room_id).remove(conn.participant_id)
         room.epoch += 1
         room.broadcast(sig.MemberLeft(conn.participant_id, reason, room.epoch))
+        if conn.seat is not None and not any(
+                c.seat is not None and c.seat.member_id == conn.seat.member_id
+                for c in room.members.values()):
+            seat = conn.seat
+            with contextlib.suppress(Exception):  # (one failed write must not stop the leave)
+                await self.store.write(lambda db: presence.left(db, seat.meeting_id, seat.member_id))
         if room.meeting is not None and room.members:
             room.meeting.leave(conn.participant_id, time.monotonic())
             self._apply_forwarding(room)
@@ -435,6 +442,19 @@ class VoiceHub:
                 await self.sfu.close_room(room.room_id)
         log_event(log, "voice.leave", room=room.room_id, participant=conn.participant_id,
                   reason=reason)
+
+    async def _present(self, room: HubRoom, seat: Seat) -> None:
+        """Record a member as present in the meeting (group notes need everyone present to
+        consent); if that pauses an open note, the facilitators are told at once."""
+        notes = await self.store.write(
+            lambda db: presence.joined(db, seat.meeting_id, seat.member_id))
+        if notes.get("state") != "paused":
+            return
+        notice = sig.Notice("notes_paused", "Notes paused: not everyone present has consented "
+                            "to group notes.")
+        for c in room.members.values():
+            if c.seat is not None and c.seat.facilitator:
+                c.send(notice)
 
     async def _leave(self, conn: Connection) -> None:
         if conn.room is None:
@@ -681,6 +701,9 @@ class VoiceHub:
                 return
             members = list(room.members.values())
             room.members.clear()
+            for meeting_id in {m.seat.meeting_id for m in members if m.seat is not None}:
+                with contextlib.suppress(Exception):
+                    await self.store.write(lambda db, mid=meeting_id: presence.cleared(db, mid))
             if room.unattended is not None:
                 room.unattended.cancel()
             for member in members:
