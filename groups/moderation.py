@@ -63,6 +63,7 @@ class Event:
 @dataclass
 class Meeting:
     locked: bool = False
+    paused: bool = False  # a short pause: only facilitators are forwarded
     present: dict[str, Person] = field(default_factory=dict)
     # hand queue: participant id -> raise order (smaller first); `asked` marks "ask to speak"
     hands: dict[str, int] = field(default_factory=dict)
@@ -98,7 +99,7 @@ class Meeting:
             return False
         if p.facilitator:
             return True
-        if p.member_id in self.muted_members:
+        if self.paused or p.member_id in self.muted_members:
             return False
         return not self.piece_on or self.holder == pid
 
@@ -120,6 +121,7 @@ class Meeting:
             "self_muted": sorted(self.self_muted),
             "facilitators": sorted(pid for pid, p in self.present.items() if p.facilitator),
             "locked": self.locked,
+            "paused": self.paused,
             "facilitator_present": self.facilitators_present(),
         }
 
@@ -349,3 +351,10 @@ class Meeting:
         self._facilitator(actor)
         self.locked = locked
         return Event("locked" if locked else "unlocked", actor)
+
+    def set_pause(self, actor: str, paused: bool) -> Event:
+        """Pause (every member held at the SFU, facilitators still heard) or resume; members'
+        own and facilitators' mutes are kept apart, so resuming restores them as they were."""
+        self._facilitator(actor)
+        self.paused = paused
+        return Event("paused" if paused else "resumed", actor)

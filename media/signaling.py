@@ -461,9 +461,22 @@ class Lock(Message):
         return cls(_require(d, "locked", bool))
 
 
+@dataclass(frozen=True)
+class Pause(Message):
+    """Facilitator: pause the meeting (every member is held at the SFU and the room shows a
+    pause card; facilitators are still heard) or resume (mutes are as they were)."""
+
+    type: ClassVar[str] = "pause"
+    paused: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> Pause:
+        return cls(_require(d, "paused", bool))
+
+
 # Messages only a group meeting's facilitator may send (the refusal test walks them all).
 FACILITATOR_MESSAGES: tuple[type, ...] = (HandLower, HandsLowerAll, HandFront, Piece, PiecePass,
-                                          MuteAll, Allow, SendToLobby, Ban, Lock)
+                                          MuteAll, Allow, SendToLobby, Ban, Lock, Pause)
 MODERATION_MESSAGES: tuple[type, ...] = FACILITATOR_MESSAGES + (Hand, PieceReturn, AskToSpeak)
 
 

@@ -17,7 +17,7 @@ EXAMPLES = [
     sig.Hand(True), sig.Hand(False), sig.HandLower(PID), sig.HandsLowerAll(), sig.HandFront(PID),
     sig.Piece(True, 180), sig.Piece(False), sig.PiecePass(PID), sig.PiecePass(None),
     sig.PieceReturn(), sig.MuteAll(), sig.Allow(PID), sig.AskToSpeak(), sig.SelfMute(True),
-    sig.SendToLobby(PID), sig.Ban(PID, "meeting"), sig.Ban(PID, "group"), sig.Lock(True),
+    sig.SendToLobby(PID), sig.Ban(PID, "meeting"), sig.Ban(PID, "group"), sig.Lock(True), sig.Pause(True), sig.Pause(False),
 ]
 
 

@@ -30,6 +30,7 @@ def build(cls, target: str):
         sig.SendToLobby: lambda: sig.SendToLobby(target),
         sig.Ban: lambda: sig.Ban(target, "group"),
         sig.Lock: lambda: sig.Lock(True),
+        sig.Pause: lambda: sig.Pause(True),
         sig.Mute: lambda: sig.Mute(target, True),
         sig.Remove: lambda: sig.Remove(target),
         sig.EndRoom: lambda: sig.EndRoom(),

@@ -146,6 +146,25 @@ async def test_mute_piece_self_mute_and_co_facilitator_through_the_sfu(tmp_path)
             await sage._send(sig.Piece(False))
             await m.applied("Sage", lambda s: not s["piece_on"])
 
+            # a pause holds every member at the SFU (facilitators still heard); resuming
+            # restores the mutes as they were (M1, muted before, stays muted)
+            await sage._send(sig.Mute(m.pid("M1"), True))
+            await m.applied("Sage", lambda s: m.pid("M1") in s["muted"])
+            await sage._send(sig.Pause(True))
+            await m.applied("Sage", lambda s: s["paused"])
+            await wait_for(lambda: any(s.state["paused"] for s in m.messages("M3", sig.Moderation)))
+            win = await m.window(heard=("Sage", "Cedar"))
+            for src in ("M1", "M2", "M3"):
+                assert set(m.heard(win, src).values()) == {0}, (src, win)
+            await m.clients["M2"]._send(sig.Pause(False))  # a member cannot end it
+            await wait_for(lambda: any(e.code == "forbidden" for e in m.messages("M2", sig.Error)))
+            await sage._send(sig.Pause(False))
+            await m.applied("Sage", lambda s: not s["paused"] and m.pid("M1") in s["muted"])
+            win = await m.window(heard=("Sage", "Cedar", "M2", "M3"))
+            assert set(m.heard(win, "M1").values()) == {0}, win
+            await sage._send(sig.Allow(m.pid("M1")))
+            await m.applied("Sage", lambda s: not s["muted"])
+
             # self-mute: visible to everyone, and not forwarded
             await m.clients["M3"]._send(sig.SelfMute(True))
             await m.applied("Sage", lambda s: m.pid("M3") in s["self_muted"])

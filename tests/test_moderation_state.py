@@ -37,6 +37,7 @@ ACTIONS = {
     "send_to_lobby": lambda m, a, t, now, x: m.send_to_lobby(a, t, now),
     "ban": lambda m, a, t, now, x: m.ban(a, t, "meeting" if x else "group", now),
     "set_lock": lambda m, a, t, now, x: m.set_lock(a, x),
+    "set_pause": lambda m, a, t, now, x: m.set_pause(a, x),
 }
 
 
@@ -80,7 +81,7 @@ class MeetingMachine(RuleBasedStateMachine):
         # what succeeded was allowed
         if action in ("lower_hand", "lower_all", "move_to_front", "set_piece", "pass_piece",
                       "mute", "mute_all", "allow", "remove", "send_to_lobby", "ban",
-                      "set_lock"):
+                      "set_lock", "set_pause"):
             assert facilitator, f"{action} by a non-facilitator went through"
         if action in ("mute", "remove", "send_to_lobby", "ban"):
             assert ROLE[target] == "member", "a facilitator was acted on"
@@ -108,6 +109,8 @@ class MeetingMachine(RuleBasedStateMachine):
             if pid in self.m.self_muted or (not p.facilitator and self.m.muted(pid)):
                 assert not fwd
             if self.m.piece_on and not p.facilitator and pid != self.m.holder:
+                assert not fwd
+            if self.m.paused and not p.facilitator:
                 assert not fwd
             if p.facilitator and pid not in self.m.self_muted:
                 assert fwd
@@ -172,6 +175,29 @@ def test_lock_lets_present_and_facilitators_in_but_no_one_new():
     m.join("p-020000", 2, "co")
     m.set_lock("p-020000", False)
     m.join("p-040000", 4, "member")
+
+
+def test_pause_holds_every_member_and_resume_restores_each_mute():
+    m = Meeting()
+    seated = {}  # one link per membership
+    for pid, member_id, role in PIDS:
+        seated.setdefault(member_id, (pid, role))
+    for member_id, (pid, role) in seated.items():
+        m.join(pid, member_id, role)
+    lead = next(p for p, r in seated.values() if r == "lead")
+    members = [p for p, r in seated.values() if r == "member"]
+    m.mute(lead, members[0])
+    m.self_mute(members[1], True)
+    before = {pid: m.forwarded(pid) for pid in m.present}
+    m.set_pause(lead, True)
+    assert m.snapshot(0)["paused"] is True
+    assert not any(m.forwarded(p) for p in members)
+    assert m.forwarded(lead)
+    with pytest.raises(ModerationError):
+        m.allow(members[2], members[0])  # (a member cannot lift anything)
+    m.set_pause(lead, False)
+    assert {pid: m.forwarded(pid) for pid in m.present} == before
+    assert m.muted(members[0]) and members[1] in m.self_muted
 
 
 def test_co_facilitator_keeps_control_and_absence_is_timed():

@@ -606,6 +606,8 @@ class VoiceHub:
                     event = trial.allow(me, target_pid)
                 elif isinstance(message, sig.AskToSpeak):
                     event = trial.ask_to_speak(me)
+                elif isinstance(message, sig.Pause):
+                    event = trial.set_pause(me, message.paused)
                 elif isinstance(message, sig.Lock):
                     event = trial.set_lock(me, message.locked)
                     actor = self._actor(conn)

@@ -183,6 +183,22 @@ def test_facilitator_and_two_members_run_a_moderated_meeting(meeting):
                        30, what="Juniper allowed, Wren still muted")
             assert "let you speak again" in announced(jun)
 
+            # a pause: members see the pause card and nobody but the facilitators is heard;
+            # resuming brings back the mutes as they were (Juniper heard, Wren still muted)
+            sky.page.get_by_role("button", name="Pause the meeting").click()
+            jun.page.wait_for_selector("#pause-card", state="visible")
+            assert sky.page.locator("#pause-card").is_hidden()
+            wait_until(lambda: energy(sky).get(pid["Juniper"], 1) < QUIET, 30,
+                       what="Juniper held by the pause")
+            if write_screenshots():
+                jun.page.set_viewport_size({"width": 390, "height": 844})
+                jun.page.screenshot(path=str(SHOTS / "group-room-paused-390.png"))
+            sky.page.get_by_role("button", name="Resume the meeting").click()
+            jun.page.wait_for_selector("#pause-card", state="hidden")
+            wait_until(lambda: energy(sky).get(pid["Juniper"], 0) > LOUD
+                       and energy(sky).get(pid["Wren"], 1) < QUIET,
+                       30, what="after the pause, the mutes as before")
+
             # remove: the removed page says so clearly
             sky.page.get_by_text("More for Wren").click()
             sky.page.get_by_role("button", name="Remove Wren").click()

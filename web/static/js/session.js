@@ -311,6 +311,8 @@ function renderGroup() {
     renderFacilitatorControls($("group-controls"), mod, { send, share: () => Number($("share-time").value) || null });
   }
   $("group-facilitator").hidden = !fac;
+  // a pause: members see a calm card (the SFU holds their voices); facilitators keep the room
+  $("pause-card").hidden = !mod.paused || fac;
   const silenced = !fac && (mod.muted.includes(state.participantId)
     || (mod.piece_on && mod.holder !== state.participantId));
   $("ask-to-speak").hidden = !silenced || inQueue(state.participantId);

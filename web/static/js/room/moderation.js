@@ -1,5 +1,5 @@
 // A group meeting's moderation, on the page: the raised-hand queue, the facilitator's
-// controls (mute all, talking piece, lock, per-person lower / mute / allow / pass / lobby /
+// controls (mute all, talking piece, lock, pause, per-person lower / mute / allow / pass / lobby /
 // remove / ban) and what a member sees (muted by a facilitator, ask to speak). The server
 // decides everything (docs/protocol.md, "Moderated group meetings"); this only draws the
 // `moderation` state it sends and sends requests.
@@ -15,6 +15,8 @@ const EVENT_TEXT = {
   muted_all: () => "A facilitator muted everyone.",
   locked: () => "A facilitator locked the meeting: no one new can come in.",
   unlocked: () => "The meeting is unlocked.",
+  paused: () => "A facilitator paused the meeting. Take a breath; it will resume soon.",
+  resumed: () => "The meeting resumes.",
 };
 
 /** What a moderation event means for the people here, in words ("" for nothing to say). */
@@ -93,6 +95,8 @@ export function renderFacilitatorControls(box, mod, { send, share }) {
   }
   box.append(button(mod.locked ? "Meeting locked" : "Lock the meeting", () => send({ type: "lock", locked: !mod.locked }),
     { pressed: mod.locked, key: "lock" }));
+  box.append(button(mod.paused ? "Resume the meeting" : "Pause the meeting", () => send({ type: "pause", paused: !mod.paused }),
+    { pressed: !!mod.paused, key: "pause" }));
   if (focusKey) box.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
 }
 
