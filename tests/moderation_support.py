@@ -5,6 +5,8 @@ demand through groups.meetings (as the pages do), so roles come from the group d
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from dataclasses import dataclass, field
 
 from groups import conduct, directory, meetings, membership, schedule
@@ -36,25 +38,33 @@ class MeetingWorld:
     def db(self):
         return open_database(self.app[appkeys.DATA_DIR].db_path)
 
+    def write(self, fn):
+        """``fn(db)`` in a transaction on the test's own connection, tried again if the
+        server's writer committed between its read and its write (SQLite's WAL then refuses
+        the upgrade at once with "database is locked"; the app itself has one writer)."""
+        for attempt in range(20):
+            db = self.db()
+            try:
+                return fn(db)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 19:
+                    raise
+            finally:
+                db.close()
+            time.sleep(0.05)
+        raise AssertionError("unreachable")
+
     def admit(self, who: str) -> None:
-        db = self.db()
-        try:
-            meetings.admit(db, self.users["Sage"], self.group_id, self.key,
-                           self.member_ids[who], actor=Actor.system())
-        finally:
-            db.close()
+        self.write(lambda db: meetings.admit(db, self.users["Sage"], self.group_id, self.key,
+                                             self.member_ids[who], actor=Actor.system()))
 
     def link(self, who: str) -> str:
         """A fresh join link for this person, as the meeting page would get it."""
-        db = self.db()
-        try:
-            got = meetings.join_link(db, self.users[who], self.group_id, self.key,
-                                     actor=Actor.system())
-            assert got is not None, f"{who} is not admitted"
-            room_id, token = got
-            return rooms.join_url(self.base_url, room_id, token)
-        finally:
-            db.close()
+        got = self.write(lambda db: meetings.join_link(db, self.users[who], self.group_id,
+                                                       self.key, actor=Actor.system()))
+        assert got is not None, f"{who} is not admitted"
+        room_id, token = got
+        return rooms.join_url(self.base_url, room_id, token)
 
 
 def build_meeting(app, base_url: str, members: int = 2, *, co: bool = True,

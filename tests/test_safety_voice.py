@@ -20,11 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(world, fn):
-    db = world.db()
-    try:
-        return fn(db)
-    finally:
-        db.close()
+    return world.write(fn)
 
 
 def _meeting_id(world) -> int:

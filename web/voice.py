@@ -423,12 +423,10 @@ class VoiceHub:
             await self.sfu.room(room.room_id).remove(conn.participant_id)
         room.epoch += 1
         room.broadcast(sig.MemberLeft(conn.participant_id, reason, room.epoch))
-        if conn.seat is not None and not any(
-                c.seat is not None and c.seat.member_id == conn.seat.member_id
-                for c in room.members.values()):
-            seat = conn.seat
-            with contextlib.suppress(Exception):  # (one failed write must not stop the leave)
-                await self.store.write(lambda db: presence.left(db, seat.meeting_id, seat.member_id))
+        # (their last connection: no longer present in the meeting, for group notes' consent)
+        gone = conn.seat if conn.seat is not None and not any(
+            c.seat is not None and c.seat.member_id == conn.seat.member_id
+            for c in room.members.values()) else None
         if room.meeting is not None and room.members:
             room.meeting.leave(conn.participant_id, time.monotonic())
             self._apply_forwarding(room)
@@ -438,10 +436,14 @@ class VoiceHub:
             if room.unattended is not None:
                 room.unattended.cancel()
             self.rooms.pop(room.room_id, None)
-            with contextlib.suppress(Exception):
-                await self.sfu.close_room(room.room_id)
         log_event(log, "voice.leave", room=room.room_id, participant=conn.participant_id,
                   reason=reason)
+        # The awaits last: everything above must hold even if this leave is cancelled here.
+        if gone is not None:
+            await self._absent(gone, conn.participant_id)
+        if not room.members:
+            with contextlib.suppress(Exception):
+                await self.sfu.close_room(room.room_id)
 
     async def _present(self, room: HubRoom, seat: Seat) -> None:
         """Record a member as present in the meeting (group notes need everyone present to
@@ -455,6 +457,19 @@ class VoiceHub:
         for c in room.members.values():
             if c.seat is not None and c.seat.facilitator:
                 c.send(notice)
+
+    async def _absent(self, seat: Seat, participant_id: str) -> None:
+        """Record that a member left the meeting. Last in a drop, and shielded: a leave runs
+        while the connection's handler may be cancelled (the client went), and the record must
+        be written all the same (the write itself runs on the store's thread)."""
+        try:
+            await asyncio.shield(self.store.write(
+                lambda db: presence.left(db, seat.meeting_id, seat.member_id)))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("presence: could not record %s leaving meeting %s", participant_id,
+                          seat.meeting_id)
 
     async def _leave(self, conn: Connection) -> None:
         if conn.room is None:
@@ -704,8 +719,10 @@ class VoiceHub:
             members = list(room.members.values())
             room.members.clear()
             for meeting_id in {m.seat.meeting_id for m in members if m.seat is not None}:
-                with contextlib.suppress(Exception):
+                try:
                     await self.store.write(lambda db, mid=meeting_id: presence.cleared(db, mid))
+                except Exception:
+                    log.exception("presence: could not clear meeting %s", meeting_id)
             if room.unattended is not None:
                 room.unattended.cancel()
             for member in members:
