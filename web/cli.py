@@ -22,7 +22,7 @@ from therapy.accounts import AccountError, Role, ValidationError
 from therapy.audit import Actor
 from therapy.datadir import DataDirError
 from therapy.storage import open_database
-from web import cli_backup, cli_keys, demo, logs
+from web import allocator, cli_backup, cli_keys, demo, logs
 from web.app import create_app, load_crisis_lines, open_data_dir
 from web.config import Config
 
@@ -198,6 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         crisis_lines_file=args.crisis_lines,
     )
     crisis_lines = load_crisis_lines(config)  # a bad file stops here, before anything runs
+    allocator.bound_arenas()  # before any worker thread exists (web/allocator.py)
     logs.configure(args.log_level, loggers=dict(args.log_level_for))
     data_dir = open_data_dir(config)
     if config.demo:
@@ -212,6 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {role:<10} {username:<10} {password}", flush=True)
     data_dir.record_server(config.base_url)
     app = create_app(config, data_dir, crisis_lines)
+    app.cleanup_ctx.append(allocator.trim_ctx)
     # Everything imported and built so far lives for the whole run: keep it out of the
     # collector's way, so full collections do not pause the media path (docs/performance.md).
     gc.collect()
