@@ -51,6 +51,12 @@ aioice
     made inside ``IcePolicy.gathering()`` with a port range take a port from the range.
   * ``Connection._local_candidates`` / ``StunProtocol.local_candidate`` (read only): the
     Python client checks that the selected pair's local address still exists.
+  * ``Connection.query_consent`` (replaced on the class by ``media.consent``, RFC 7675's
+    consent timer instead of aioice's 0.5 s per answer), with what it uses:
+    ``Connection._query_consent_task`` (cleared before the expiring task closes the
+    connection, as aioice does), ``Connection.build_request``, ``remote_password``,
+    ``StunProtocol.transactions`` (dict transaction id -> object with
+    ``response_received(message, addr)``) and ``StunProtocol.send_stun``.
 
 asyncio
   * ``loop.create_datagram_endpoint`` overridden per loop *instance* (see above); works on
@@ -109,6 +115,36 @@ def sender_ssrc(sender: RTCRtpSender) -> int:
 
 def stun_protocols(conn: aioice.Connection) -> list:
     return list(conn._protocols)
+
+
+def nominated_pairs(conn: aioice.Connection) -> list:
+    """The selected ``CandidatePair`` of every component (``protocol``, ``remote_addr``)."""
+    return list(conn._nominated.values())
+
+
+_AIOICE_QUERY_CONSENT = aioice.Connection.query_consent  # as shipped, before any replacement
+
+
+def aioice_consent_function() -> Callable:
+    """aioice's own ``Connection.query_consent`` (for tests that show what it did)."""
+    return _AIOICE_QUERY_CONSENT
+
+
+def set_consent_function(fn: Callable) -> None:
+    """Run ``fn(connection)`` as every aioice connection's consent freshness task."""
+    if getattr(aioice.Connection.query_consent, "_haven_consent", None) is fn:
+        return
+
+    async def query_consent(self) -> None:
+        await fn(self)
+
+    query_consent._haven_consent = fn
+    aioice.Connection.query_consent = query_consent
+
+
+def consent_task_done(conn: aioice.Connection) -> None:
+    """The consent task is about to close its own connection: do not let close() cancel it."""
+    conn._query_consent_task = None
 
 
 def nominated_pair(conn: aioice.Connection, component: int = 1):
@@ -200,6 +236,10 @@ __all__ = [
     "negotiated_payload_type",
     "sender_ssrc",
     "stun_protocols",
+    "nominated_pairs",
+    "aioice_consent_function",
+    "set_consent_function",
+    "consent_task_done",
     "nominated_pair",
     "raw_socket",
     "intercept_datagrams",

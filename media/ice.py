@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
-from . import aiortc_hooks
+from . import aiortc_hooks, consent
 
 LOOPBACK = "127.0.0.1"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -71,8 +71,9 @@ def local_addresses() -> list[str]:
 
 
 def install() -> None:
-    """Wrap aioice's host-address lookup once (idempotent)."""
+    """Wrap aioice's host-address lookup and its consent freshness once (idempotent)."""
     global _installed_original
+    consent.install()
     current = aiortc_hooks.host_addresses_function()
     if current is _policy_host_addresses:
         return

@@ -232,3 +232,24 @@ def test_selected_local_candidate_reads_the_nominated_pair():
     conn = type("C", (), {"_nominated": {1: Pair()}})()
     assert hooks.selected_local_candidate(conn) == "cand"
     assert hooks.selected_local_candidate(type("C", (), {"_nominated": {}})()) is None
+
+
+def test_consent_task_contract():
+    """media.consent replaces aioice's consent task; what it relies on must still be there."""
+    original = hooks.aioice_consent_function()
+    assert inspect.iscoroutinefunction(original)
+    src = inspect.getsource(aioice.ice.Connection.connect)
+    assert "self._query_consent_task = asyncio.create_task(self.query_consent())" in src
+    close_src = inspect.getsource(aioice.ice.Connection.close)
+    assert "self._query_consent_task" in close_src and ".cancel()" in close_src
+    assert "self._query_consent_task = None" in inspect.getsource(original)
+    assert list(inspect.signature(aioice.ice.Connection.build_request).parameters) == [
+        "self", "pair", "nominate"]
+    dgram = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "self.transactions[message.transaction_id]" in dgram
+    assert "transaction.response_received(message, addr)" in dgram
+    assert inspect.isfunction(aioice.ice.StunProtocol.send_stun)
+    # installed: every connection's consent task is Haven's
+    from media import consent
+    consent.install()
+    assert aioice.Connection.query_consent._haven_consent is consent.query_consent
