@@ -32,6 +32,12 @@ aiortc
   * ``aiortc.rtcrtpreceiver.StreamStatistics`` (its ``fraction_lost`` property and
     ``_expected_prior`` / ``_received_prior`` / ``_jitter_q4`` fields).
 
+  * ``RTCPeerConnection._RTCPeerConnection__connect`` (the private coroutine aiortc runs
+    with ``ensure_future`` after each description, result never read) and
+    ``_RTCPeerConnection__isClosed``: wrapped on the class so that a peer connection closed
+    while it was still connecting ends that task quietly, instead of asyncio logging
+    "Task exception was never retrieved" (``InvalidStateError``) at error level.
+
 aioice
   * ``Connection.request_received(message, addr, protocol)`` (public method, wrapped per
     *instance* by ``media.ice.IcePolicy.guard``): with loopback-only ICE, checks
@@ -74,6 +80,7 @@ from typing import Any
 
 import aioice.ice
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.exceptions import InvalidStateError
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 
@@ -115,6 +122,31 @@ def sender_ssrc(sender: RTCRtpSender) -> int:
 
 def stun_protocols(conn: aioice.Connection) -> list:
     return list(conn._protocols)
+
+
+_AIORTC_CONNECT = RTCPeerConnection._RTCPeerConnection__connect  # as shipped
+
+
+def aiortc_connect_function() -> Callable:
+    """aiortc's own connect coroutine (for tests that show what it did)."""
+    return _AIORTC_CONNECT
+
+
+def quiet_connect_after_close() -> None:
+    """A peer connection closed mid-connect: its connect task stops without an error (idempotent)."""
+    if getattr(RTCPeerConnection._RTCPeerConnection__connect, "_haven_quiet", False):
+        return
+    original = _AIORTC_CONNECT
+
+    async def connect(self) -> None:
+        try:
+            await original(self)
+        except InvalidStateError:
+            if not self._RTCPeerConnection__isClosed:
+                raise  # not closed: a real fault, let asyncio report it
+
+    connect._haven_quiet = True
+    RTCPeerConnection._RTCPeerConnection__connect = connect
 
 
 def nominated_pairs(conn: aioice.Connection) -> list:
@@ -237,6 +269,8 @@ __all__ = [
     "sender_ssrc",
     "stun_protocols",
     "nominated_pairs",
+    "quiet_connect_after_close",
+    "aiortc_connect_function",
     "aioice_consent_function",
     "set_consent_function",
     "consent_task_done",

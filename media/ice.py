@@ -71,9 +71,11 @@ def local_addresses() -> list[str]:
 
 
 def install() -> None:
-    """Wrap aioice's host-address lookup and its consent freshness once (idempotent)."""
+    """Wrap aioice's host-address lookup and its consent freshness, and quiet aiortc's
+    connect task for a connection closed while connecting, once (idempotent)."""
     global _installed_original
     consent.install()
+    aiortc_hooks.quiet_connect_after_close()
     current = aiortc_hooks.host_addresses_function()
     if current is _policy_host_addresses:
         return

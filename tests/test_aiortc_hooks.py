@@ -253,3 +253,45 @@ def test_consent_task_contract():
     from media import consent
     consent.install()
     assert aioice.Connection.query_consent._haven_consent is consent.query_consent
+
+
+async def _closed_while_connecting(connect) -> BaseException | None:
+    """Run ``connect`` (aiortc's connect coroutine, or ours) on a negotiated peer connection
+    that is closed just as its ICE transport starts: what does it raise?"""
+    ice = IcePolicy.loopback()
+    a, b = ice.new_peer_connection(), ice.new_peer_connection()
+    a.addTransceiver("audio", direction="sendrecv")
+    with ice.gathering():
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+    original_start = RTCIceTransport.start
+
+    async def start(self, remote):
+        await b.close()  # the participant leaves while its connection is still starting
+        return await original_start(self, remote)
+
+    RTCIceTransport.start = start
+    try:
+        await connect(b)
+    except BaseException as exc:  # noqa: BLE001 - what it raised is the answer
+        return exc
+    finally:
+        RTCIceTransport.start = original_start
+        await a.close()
+        await b.close()
+    return None
+
+
+async def test_a_peer_connection_closed_while_connecting_ends_quietly(monkeypatch):
+    hooks.quiet_connect_after_close()
+    quiet = RTCPeerConnection._RTCPeerConnection__connect
+    assert quiet._haven_quiet is True
+    assert "asyncio.ensure_future(self.__connect())" in inspect.getsource(RTCPeerConnection)
+    # the fault as aiortc has it: the task raises, nobody reads it, asyncio logs an error
+    original = hooks.aiortc_connect_function()
+    assert original is not quiet
+    monkeypatch.setattr(RTCPeerConnection, "_RTCPeerConnection__connect", original)
+    assert isinstance(await _closed_while_connecting(original), aiortc.InvalidStateError)
+    monkeypatch.setattr(RTCPeerConnection, "_RTCPeerConnection__connect", quiet)
+    assert await _closed_while_connecting(quiet) is None

@@ -152,6 +152,31 @@ async def test_a_membership_change_while_held_ends_the_hold(tmp_path):
         await c.close()
 
 
+async def test_a_membership_change_ends_every_hold_at_once(tmp_path, caplog):
+    """Two places held at once, then someone new: both holds end, the newcomer gets in
+    (dropping one held place used to drop the other under the first's loop, which then
+    failed on it and refused the newcomer's join)."""
+    async with VoiceServer(tmp_path / "data") as server:
+        urls = server.invite(4)
+        b = VoiceClient(urls[0], IdentityKeys.generate())
+        await b.start()
+        raws = [Raw(server, url) for url in urls[1:3]]
+        pids = [(await raw.join())["participant_id"] for raw in raws]
+        await wait_for(lambda: all(pid in b.members for pid in pids))
+        for raw in raws:
+            await raw.vanish()
+        await asyncio.sleep(0.3)  # both held now
+        assert all(pid in b.members for pid in pids)
+        c = VoiceClient(urls[3], IdentityKeys.generate())
+        with caplog.at_level(logging.ERROR):
+            await c.start()
+            await wait_for(lambda: not any(pid in b.members for pid in pids), 10)
+        assert c.participant_id in b.members and b.participant_id in c.members
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        await b.close()
+        await c.close()
+
+
 async def test_a_resume_with_a_stale_epoch_is_a_normal_rejoin(tmp_path):
     async with VoiceServer(tmp_path / "data") as server:
         _, b, raw, joined = await listener_and_raw(server, 2)

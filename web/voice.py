@@ -183,7 +183,10 @@ class VoiceHub:
             conn.leave_reason = "error"
             conn.send(sig.Error("internal_error", "the server could not handle that", True))
         finally:
-            await self._leave(conn)
+            try:
+                await self._leave(conn)
+            except Exception:  # the rest of this cleanup must run all the same
+                log.exception("signaling: leaving the room failed")
             await conn.queue.put(None)
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(conn.writer, 2)
@@ -402,8 +405,13 @@ class VoiceHub:
 
     async def _drop_held(self, room: HubRoom, keep: Connection | None) -> None:
         """Membership is about to change: participants held after a loss cannot take part
-        in the key exchange, so they leave now (the caller holds the lock)."""
-        for held in [c for c in room.members.values() if c.away is not None and c is not keep]:
+        in the key exchange, so they leave now (the caller holds the lock). One at a time,
+        looked up afresh: each drop ends the other holds itself (it changes membership)."""
+        while True:
+            held = next((c for c in room.members.values()
+                         if c.away is not None and c is not keep), None)
+            if held is None:
+                return
             held.away.cancel()
             held.away = None
             await self._drop(held, "disconnected")
