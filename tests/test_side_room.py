@@ -7,6 +7,7 @@ returns the member. Plus the key audience rules of media.e2ee.SenderKeyManager."
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from media import signaling as sig
 from media.e2ee import IdentityKeys, Member, SenderKeyManager, unwrap_sender_key
 from media.sframe import SFrameError
 
-from .moderation_support import build_meeting
+from .moderation_support import Peer, build_meeting
 from .test_moderation_sfu import HEARD, Meeting
 from .test_voice_e2e import wait_for
 from .voice_support import VoiceServer
@@ -162,3 +163,88 @@ def test_audience_change_rekeys_away_and_ratchets_back():
     assert me.sender.key.generation == g0 + 2
     assert {b.recipient_participant_id for b in out} == {people[3].participant_id,
                                                          extra.participant_id}
+
+
+async def test_side_room_refusals_and_privacy_over_signaling(tmp_path):
+    """Signaling-only peers against the real app: each refusal has its code and changes
+    nothing; an invitation, a decline and a withdrawal reach the two sides only."""
+    async with VoiceServer(tmp_path / "data") as server:
+        world = build_meeting(server.app, server.base_url, members=2)
+        peers = {who: await Peer(world.link(who)).start() for who in ("Sage", "M1", "M2")}
+        sage, m1, m2 = peers["Sage"], peers["M1"], peers["M2"]
+        room = server.hub.rooms[world.room_id]
+
+        async def refused(peer, message, code):
+            since = len(peer.messages)
+            before = copy.deepcopy(room.meeting)
+            await peer.send(message)
+            err = await peer.wait(lambda x: isinstance(x, sig.Error), since=since)
+            assert (err.code, err.fatal) == (code, False), err
+            assert room.meeting == before
+
+        try:
+            # no co-facilitator present: the lead cannot step out and leave the group alone
+            await refused(sage, sig.SideRoomInvite(m1.participant_id), "no_cofacilitator")
+            peers["Cedar"] = cedar = await Peer(world.link("Cedar")).start()
+            await refused(sage, sig.SideRoomInvite(cedar.participant_id), "side_room_target")
+            await refused(sage, sig.SideRoomInvite("p-000000000000"), "not_found")
+            await refused(m1, sig.SideRoomAccept(), "no_invitation")
+            await refused(m1, sig.SideRoomReturn(), "no_side_room")
+            seen = {w: len(p.messages) for w, p in peers.items()}
+            await sage.send(sig.SideRoomInvite(m1.participant_id))
+            got = await m1.wait(lambda x: isinstance(x, sig.SideRoom), since=seen["M1"])
+            assert (got.status, got.member, got.facilitator_name) == (
+                "invited", m1.participant_id, "Sage")
+            await refused(sage, sig.SideRoomInvite(m2.participant_id), "side_room_busy")
+            await refused(cedar, sig.SideRoomInvite(m1.participant_id), "side_room_busy")
+            await refused(m2, sig.SideRoomDecline(), "no_invitation")
+            await m1.send(sig.SideRoomDecline())
+            got = await sage.wait(lambda x: isinstance(x, sig.SideRoom) and x.status
+                                  == "declined", since=seen["Sage"])
+            assert got.by == m1.participant_id
+            await sage.send(sig.SideRoomInvite(m1.participant_id))
+            await m1.wait(lambda x: isinstance(x, sig.SideRoom) and x.status == "invited",
+                          since=len(m1.messages) - 1)
+            await sage.send(sig.SideRoomReturn())  # withdrawn before an answer
+            await m1.wait(lambda x: isinstance(x, sig.SideRoom) and x.status == "withdrawn")
+            await sage.send(sig.Ping())
+            await m2.send(sig.Ping())
+            await sage.wait(lambda x: isinstance(x, sig.Pong), since=seen["Sage"])
+            await m2.wait(lambda x: isinstance(x, sig.Pong), since=seen["M2"])
+            for who in ("M2", "Cedar"):  # the group heard of none of it
+                assert not [x for x in peers[who].messages[seen[who]:]
+                            if isinstance(x, sig.SideRoom | sig.Moderation)], who
+            # stepped out: no hand, no piece, while the group goes on with the co-facilitator
+            await sage.send(sig.SideRoomInvite(m1.participant_id))
+            await m1.wait(lambda x: isinstance(x, sig.SideRoom) and x.status == "invited",
+                          since=len(m1.messages) - 1)
+            await m1.send(sig.SideRoomAccept())
+            await m2.wait(lambda x: isinstance(x, sig.Moderation)
+                          and m1.participant_id in x.state["stepped_out"])
+            await refused(m1, sig.Hand(True), "stepped_out")
+            await cedar.send(sig.Piece(True))
+            await cedar.wait(lambda x: isinstance(x, sig.Moderation) and x.state["piece_on"])
+            await refused(cedar, sig.PiecePass(m1.participant_id), "stepped_out")
+            # a removal of the member ends the side room: the facilitator is told
+            await cedar.send(sig.Remove(m1.participant_id))
+            got = await sage.wait(lambda x: isinstance(x, sig.SideRoom)
+                                  and x.status == "returned")
+            assert got.by == cedar.participant_id
+            await sage.wait(lambda x: isinstance(x, sig.Moderation)
+                            and x.state["stepped_out"] == [])
+        finally:
+            for p in peers.values():
+                await p.close()
+
+
+async def test_side_room_outside_a_group_meeting_is_refused(tmp_path):
+    async with VoiceServer(tmp_path / "data") as server:
+        host_url, member_url = server.invite(2)
+        host, member = await Peer(host_url).start(), await Peer(member_url).start()
+        try:
+            await host.send(sig.SideRoomInvite(member.participant_id))
+            err = await host.wait(lambda x: isinstance(x, sig.Error))
+            assert err.code == "not_group_meeting" and not err.fatal
+        finally:
+            await host.close()
+            await member.close()
