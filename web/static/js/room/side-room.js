@@ -57,6 +57,8 @@ export class SideRoomView {
     if (!amFacilitator || p.self || !mod || mod.facilitators.includes(p.participant_id)) return [];
     if (steppedOut(mod, p.participant_id) || steppedOut(mod, me)) return [];
     if (this.invitation && this.invitation.facilitator === me) return [];
+    // another facilitator must stay with the group (the server refuses otherwise)
+    if (!mod.facilitators.some((f) => f !== me && !steppedOut(mod, f))) return [];
     return [{ id: "side-room", label: `Invite ${p.display_name} to a side room`,
       run: () => this.hooks.send({ type: "side_room_invite", participant_id: p.participant_id }) }];
   }
@@ -88,8 +90,9 @@ export class SideRoomView {
           + "The group will not hear you there, and you can come back whenever you like.";
         this.returnFocus = document.activeElement;
         this.els.invite.hidden = false;
+        // (an alertdialog taking the focus: screen readers read its title and text; no toast
+        // on top of it saying the same)
         this.els.accept.focus({ preventScroll: true });
-        say(`${other} invites you to a private side room. Step out, or stay with the group.`, { assertive: true });
       } else {
         this.els.pendingText.textContent = `Waiting for ${other} to answer your side-room invitation.`;
         this.els.pending.hidden = false;
