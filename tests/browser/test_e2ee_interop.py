@@ -561,6 +561,7 @@ def test_side_room_audience_matches_python(page) -> None:
     people = {pid: IdentityKeys.generate() for pid in ("p-a", "p-b", "p-c", "p-d")}
     sid = {"p-a": 11, "p-b": 12, "p-c": 13, "p-d": 14}
     py = SenderKeyManager(ROOM, IdentityKeys.generate(), "p-js", 7)
+    call(page, "identity")
     call(page, "manager", ROOM, "p-js", 7)
 
     def member(pid):
