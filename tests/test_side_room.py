@@ -232,6 +232,19 @@ async def test_side_room_refusals_and_privacy_over_signaling(tmp_path):
             assert got.by == cedar.participant_id
             await sage.wait(lambda x: isinstance(x, sig.Moderation)
                             and x.state["stepped_out"] == [])
+            # the last facilitator with the group goes: the side room's facilitator is told
+            await sage.send(sig.SideRoomInvite(m2.participant_id))
+            await m2.wait(lambda x: isinstance(x, sig.SideRoom) and x.status == "invited")
+            await m2.send(sig.SideRoomAccept())
+            await sage.wait(lambda x: isinstance(x, sig.SideRoom) and x.status == "opened")
+            assert not [x for x in sage.messages if isinstance(x, sig.Notice)
+                        and x.code == "group_unattended"]
+            await cedar.close()
+            del peers["Cedar"]
+            await sage.wait(lambda x: isinstance(x, sig.Notice) and x.code == "group_unattended")
+            assert not [x for x in m2.messages if isinstance(x, sig.Notice)
+                        and x.code == "group_unattended"]
+            assert room.meeting.stepped_out(m2.participant_id)  # theirs to end
         finally:
             for p in peers.values():
                 await p.close()

@@ -620,14 +620,24 @@ class VoiceHub:
                 room.members[pid].send(message)
 
     def _side_rooms_ended(self, room: HubRoom, before: dict, by: str) -> None:
-        """Side rooms that ended because someone left (or was taken out): the side still
-        here is back in the group and told so."""
-        if room.meeting is None:
+        """After someone left (or was taken out): side rooms that ended tell the side still
+        here it is back in the group; if no facilitator is left with the group, the
+        facilitators in side rooms are told (the side rooms go on: theirs to end)."""
+        meeting = room.meeting
+        if meeting is None:
             return
         for n, side in before.items():
-            if n not in room.meeting.side_rooms:
+            if n not in meeting.side_rooms:
                 self._tell_sides(room, side, "returned" if side.status == "open"
                                  else "withdrawn", by)
+        away = [s.facilitator for s in meeting.side_rooms.values() if s.status == "open"]
+        if away and not any(p.facilitator and not meeting.stepped_out(pid)
+                            for pid, p in meeting.present.items()):
+            notice = sig.Notice("group_unattended", "No facilitator is with the group just "
+                                "now. Return to the group when you can.")
+            for pid in away:
+                if pid in room.members:
+                    room.members[pid].send(notice)
 
     def _moderation_changed(self, room: HubRoom, event: sig.ModerationEvent | None) -> None:
         room.broadcast(sig.Moderation(room.meeting.snapshot(time.monotonic()), event))
