@@ -19,8 +19,16 @@ Invariants (tests/test_moderation_state.py drives random sequences against them)
 
 * the queue holds only present people, each at most once, in order of raising;
 * at most one person holds the talking piece, and the holder is present;
-* a muted (by a facilitator, or by themselves) member is never forwarded; with the piece
-  on, only the holder and the facilitators are.
+* a muted (by a facilitator, or by themselves) member is never forwarded to the group; with
+  the piece on, only the holder and the facilitators are;
+* side rooms (issue 13): a facilitator invites one present member; once the member accepts,
+  both are "stepped out" into a side room of their own (:meth:`Meeting.space_of`), and the
+  SFU forwards a sender only to receivers in the same space (:meth:`Meeting.paths`): there
+  is no packet path between the group and a side room, nor between two side rooms. A
+  stepped-out person is in no hand queue and holds no piece; a facilitator runs at most one
+  side room (or invitation), a member is in at most one; a facilitator may step out only
+  while another facilitator stays with the group; a side room ends (the member is back in
+  the group) when either side returns or leaves.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ FACILITATOR_ROLES = ("lead", "co")
 ROLES = FACILITATOR_ROLES + ("member",)
 MIN_SHARE_S, MAX_SHARE_S = 30, 30 * 60
 BAN_SCOPES = ("meeting", "group")
+
+
+GROUP = 0  # the space of everyone not in a side room (side rooms are numbered from 1)
 
 
 class ModerationError(Exception):
@@ -61,6 +72,20 @@ class Event:
 
 
 @dataclass
+class SideRoom:
+    """A facilitator's private side room with one member: ``invited`` until the member
+    accepts (then ``open``: both are stepped out of the group)."""
+
+    number: int
+    facilitator: str  # participant ids
+    member: str
+    status: str = "invited"  # invited | open
+
+    def sides(self) -> tuple[str, str]:
+        return (self.facilitator, self.member)
+
+
+@dataclass
 class Meeting:
     locked: bool = False
     paused: bool = False  # a short pause: only facilitators are forwarded
@@ -76,6 +101,8 @@ class Meeting:
     share_seconds: int | None = None
     share_started: float | None = None
     facilitator_gone_since: float | None = None
+    side_rooms: dict[int, SideRoom] = field(default_factory=dict)  # number -> side room
+    _next_side_room: int = 0
     _next_order: int = 0
     _away_hands: dict[int, int] = field(default_factory=dict)  # member id -> raise order
 
@@ -92,16 +119,40 @@ class Meeting:
         p = self.present.get(pid)
         return p is not None and p.member_id in self.muted_members
 
+    def side_room_of(self, pid: str) -> SideRoom | None:
+        """The side room (invited or open) this participant is a side of, if any."""
+        for side in self.side_rooms.values():
+            if pid in side.sides():
+                return side
+        return None
+
+    def space_of(self, pid: str) -> int:
+        """Where this participant is heard: :data:`GROUP`, or the number of their open side
+        room."""
+        side = self.side_room_of(pid)
+        return side.number if side is not None and side.status == "open" else GROUP
+
+    def stepped_out(self, pid: str) -> bool:
+        return self.space_of(pid) != GROUP
+
     def forwarded(self, pid: str) -> bool:
-        """Whether the SFU forwards this participant's voice now."""
+        """Whether the SFU forwards this participant's voice now (to their own space only,
+        see :meth:`paths`). In a side room only one's own mute applies: the group's rules
+        (a facilitator's mute, the piece, a pause) are for the group."""
         p = self.present.get(pid)
         if p is None or pid in self.self_muted:
             return False
-        if p.facilitator:
+        if p.facilitator or self.stepped_out(pid):
             return True
         if self.paused or p.member_id in self.muted_members:
             return False
         return not self.piece_on or self.holder == pid
+
+    def paths(self) -> set[tuple[str, str]]:
+        """Every (sender, receiver) pair the SFU may forward now: a forwarded sender, to
+        everyone else present in the same space."""
+        return {(tx, rx) for tx in self.present if self.forwarded(tx)
+                for rx in self.present if rx != tx and self.space_of(rx) == self.space_of(tx)}
 
     def share_remaining(self, now: float) -> float | None:
         if self.share_seconds is None or self.share_started is None:
@@ -123,6 +174,12 @@ class Meeting:
             "locked": self.locked,
             "paused": self.paused,
             "facilitator_present": self.facilitators_present(),
+            # who is away in a side room (their seats show "stepped out"); invitations are
+            # private to the two sides and not in here
+            "stepped_out": sorted(pid for pid in self.present if self.stepped_out(pid)),
+            "side_rooms": [{"room": s.number, "facilitator": s.facilitator, "member": s.member}
+                           for s in sorted(self.side_rooms.values(), key=lambda s: s.number)
+                           if s.status == "open"],
         }
 
     # --- checks ---------------------------------------------------------------------------
@@ -183,6 +240,9 @@ class Meeting:
         self.self_muted.discard(pid)
         if self.holder == pid:
             self._set_holder(None, now)
+        side = self.side_room_of(pid)
+        if side is not None:  # the other side is back in the group (or not invited)
+            del self.side_rooms[side.number]
         if p.facilitator and not self.facilitators_present():
             self.facilitator_gone_since = now
         return Event("left", pid, pid)
@@ -198,8 +258,13 @@ class Meeting:
 
     # --- hands ----------------------------------------------------------------------------
 
+    def _in_group(self, pid: str) -> None:
+        if self.stepped_out(pid):
+            raise ModerationError("stepped_out", "that person is in a side room just now")
+
     def raise_hand(self, actor: str) -> Event:
         self._person(actor)
+        self._in_group(actor)
         if actor not in self.hands:
             self._next_order += 1
             self.hands[actor] = self._next_order
@@ -272,6 +337,7 @@ class Meeting:
                 raise ModerationError("queue_empty", "no hand is raised")
             target = queue[0]
         self._person(target)
+        self._in_group(target)
         self._set_holder(target, now)
         return Event("piece_passed", actor, target)
 
@@ -313,7 +379,7 @@ class Meeting:
         if muted:
             self.self_muted.add(actor)
         else:
-            if self.muted(actor):
+            if self.muted(actor) and not self.stepped_out(actor):
                 raise ModerationError("muted_by_facilitator",
                                       "a facilitator muted you; ask to speak")
             self.self_muted.discard(actor)
@@ -358,3 +424,69 @@ class Meeting:
         self._facilitator(actor)
         self.paused = paused
         return Event("paused" if paused else "resumed", actor)
+
+    # --- side rooms -----------------------------------------------------------------------
+
+    def invite_to_side_room(self, actor: str, target: str) -> Event:
+        """A facilitator invites one member present in the group into a private side room
+        with them (pending until the member accepts or declines)."""
+        self._facilitator(actor)
+        p = self._person(target)
+        if p.facilitator:
+            raise ModerationError("side_room_target", "only a member can be invited to a "
+                                  "side room")
+        if self.side_room_of(actor) is not None:
+            raise ModerationError("side_room_busy", "you already have a side room or an "
+                                  "invitation open")
+        if self.side_room_of(target) is not None:
+            raise ModerationError("side_room_busy", "that person already has a side room "
+                                  "or an invitation")
+        self._keeper_for(actor)
+        self._next_side_room += 1
+        n = self._next_side_room
+        self.side_rooms[n] = SideRoom(n, actor, target)
+        return Event("side_room_invited", actor, target)
+
+    def _keeper_for(self, facilitator: str) -> None:
+        """Another facilitator stays with the group while this one steps out."""
+        if not any(p.facilitator and pid != facilitator and not self.stepped_out(pid)
+                   for pid, p in self.present.items()):
+            raise ModerationError("no_cofacilitator", "a side room needs another facilitator "
+                                  "to stay with the group")
+
+    def _invitation(self, actor: str) -> SideRoom:
+        self._person(actor)
+        side = self.side_room_of(actor)
+        if side is None or side.member != actor or side.status != "invited":
+            raise ModerationError("no_invitation", "there is no side-room invitation for you")
+        return side
+
+    def accept_side_room(self, actor: str, now: float) -> Event:
+        """The invited member goes: both sides step out of the group (out of the hand queue,
+        the piece back to the facilitators if either held it)."""
+        side = self._invitation(actor)
+        self._keeper_for(side.facilitator)
+        side.status = "open"
+        for pid in side.sides():
+            self.hands.pop(pid, None)
+            self.asked.discard(pid)
+            if self.holder == pid:
+                self._set_holder(None, now)
+        return Event("side_room_opened", side.facilitator, actor)
+
+    def decline_side_room(self, actor: str) -> Event:
+        side = self._invitation(actor)
+        del self.side_rooms[side.number]
+        return Event("side_room_declined", actor, side.facilitator)
+
+    def return_from_side_room(self, actor: str) -> Event:
+        """Either side ends the side room (both are back in the group); the facilitator may
+        also withdraw an invitation not yet answered."""
+        self._person(actor)
+        side = self.side_room_of(actor)
+        if side is None or (side.status == "invited" and actor != side.facilitator):
+            raise ModerationError("no_side_room", "you are not in a side room")
+        del self.side_rooms[side.number]
+        if side.status == "invited":
+            return Event("side_room_withdrawn", actor, side.member)
+        return Event("side_room_returned", actor, side.member)

@@ -623,6 +623,11 @@ class SenderKeyManager:
       wrapped only for the remaining members. We switch immediately, so the departed
       member cannot decrypt anything sent after this call; remaining members lose audio
       from us until our blob reaches them (one signaling round trip).
+    * ``set_audience(pids)``: who of the members hears us now (a group meeting's side room:
+      just the other side; the group: everyone not in a side room). Anyone no longer in it
+      is handled like a leave (their keys dropped, a new generation for the new audience
+      only); anyone back in it like a join (a ratchet step, wrapped for them), so they can
+      decrypt nothing we sent while they were away. ``None`` (the default) is everyone.
     """
 
     def __init__(
@@ -646,10 +651,37 @@ class SenderKeyManager:
         self.sender = SFrameSender.generate(sender_id, cipher_suite)
         self.receiver = receiver if receiver is not None else SFrameReceiver(cipher_suite)
         self._members: dict[str, Member] = {}
+        self._audience: set[str] | None = None  # None: every member
 
     @property
     def members(self) -> tuple[Member, ...]:
         return tuple(self._members.values())
+
+    @property
+    def audience(self) -> tuple[Member, ...]:
+        """The members our key is given to now (see :meth:`set_audience`)."""
+        if self._audience is None:
+            return self.members
+        return tuple(m for pid, m in self._members.items() if pid in self._audience)
+
+    def set_audience(self, participant_ids: Iterable[str] | None) -> list[WrappedKey]:
+        """Give our key only to these members from now on (unknown ids are ignored)."""
+        old = {m.participant_id for m in self.audience}
+        new = (set(self._members) if participant_ids is None
+               else set(participant_ids) & set(self._members))
+        self._audience = None if participant_ids is None else new
+        gone, back = old - new, new - old
+        for pid in gone:  # we hold none of their keys while they are elsewhere
+            self.receiver.remove_sender(self._members[pid].sender_id)
+        if gone:
+            self.sender.new_generation()
+            return self._wrap_for(self.audience)
+        if back:
+            key = self.sender.ratchet()
+            if key.ratchet_step % max(self.receiver.max_ratchet_ahead, 1) == 0:
+                return self._wrap_for(self.audience)
+            return self._wrap_for(m for m in self.audience if m.participant_id in back)
+        return []
 
     def _wrap_for(self, members: Iterable[Member]) -> list[WrappedKey]:
         key = self.sender.key
@@ -687,18 +719,25 @@ class SenderKeyManager:
         if self._members.get(member.participant_id) == member:
             return []  # duplicate announcement
         self._add(member)
+        if self._audience is not None:
+            return []  # not ours to key until set_audience says they hear us
         key = self.sender.ratchet()
         if key.ratchet_step % max(self.receiver.max_ratchet_ahead, 1) == 0:
             return self._wrap_for(self._members.values())
         return self._wrap_for([member])
 
     def member_left(self, participant_id: str) -> list[WrappedKey]:
+        heard = participant_id in {m.participant_id for m in self.audience}
         member = self._members.pop(participant_id, None)
         if member is None:
             return []
         self.receiver.remove_sender(member.sender_id)
+        if self._audience is not None:
+            self._audience.discard(participant_id)
+            if not heard:
+                return []  # elsewhere (a side room): they do not hold our current key
         self.sender.new_generation()
-        return self._wrap_for(self._members.values())
+        return self._wrap_for(self.audience)
 
     def accept(self, blob: WrappedKey) -> SenderKey:
         """Unwrap a key sent to us and install it in our receiver."""

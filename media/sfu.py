@@ -58,6 +58,11 @@ max_downstream_slots=15, connect_timeout=30.0)``
 ``room.participant(participant_id) -> Participant | None``
 ``room.participants -> list[Participant]``
 ``room.set_forwarding(participant_id, enabled: bool)``   server-enforced mute
+``room.set_space(participant_id, space)``  who may hear whom: a publisher is given a slot
+    (and so forwarded) only at subscribers in the same space (any hashable; default 0, one
+    space for the whole room). A change frees the slots across the old boundary at once
+    and fills them from the same space; the packet path's fan-out is rebuilt then, never
+    per packet (a group meeting's side rooms, issue 13)
 ``await room.remove(participant_id) -> bool``            stops forwarding at once
 ``await room.close()``
 
@@ -246,6 +251,7 @@ class Participant:
         self.state = "new"
         self.joined_at = time.monotonic()
         self._forwarding = True
+        self.space: object = 0  # who may hear whom (Room.set_space)
         self._pc = None
         self._upstream = None  # transceiver of m-line 0
         self._source: Source | None = None
@@ -514,6 +520,35 @@ class Room:
         if p._source is not None:
             p._source.set_enabled(p._forwarding)
 
+    def set_space(self, participant_id: str, space: object) -> None:
+        """Move a participant to another space: from now on their audio reaches only
+        subscribers in that space, and they hear only its publishers."""
+        p = self._participants.get(participant_id)
+        if p is None:
+            raise KeyError(participant_id)
+        if p.space == space:
+            return
+        p.space = space
+        changed = {p}
+        for q in self._participants.values():
+            if q is p:
+                continue
+            for pub, sub in ((p, q), (q, p)):
+                if pub.space != sub.space:
+                    if pub in sub._waiting:
+                        sub._waiting.remove(pub)
+                    if self._unassign(pub, sub):
+                        changed.add(sub)
+        for q in self._participants.values():  # now every same-space pair, both ways
+            if q is p:
+                continue
+            for pub, sub in ((p, q), (q, p)):
+                if self._linkable(pub, sub) and pub not in sub._slot_owner.values():
+                    if self._assign(pub, sub):
+                        changed.add(sub)
+        for q in changed:
+            q._notify()
+
     async def remove(self, participant_id: str) -> bool:
         p = self._participants.pop(participant_id, None)
         if p is None:
@@ -547,7 +582,29 @@ class Room:
 
     # ------------------------------------------------------------ internals
 
+    @staticmethod
+    def _linkable(pub: Participant, sub: Participant) -> bool:
+        """May ``sub`` be given a slot for ``pub``'s audio?"""
+        return (pub is not sub and pub.space == sub.space and pub.sender_id != sub.sender_id
+                and pub.state in ("negotiated", "connected")
+                and sub.state in ("negotiated", "connected")
+                and pub._source is not None and not pub._source.closed)
+
+    def _unassign(self, pub: Participant, sub: Participant) -> bool:
+        """Free ``sub``'s slot carrying ``pub`` (if any) and give it to the next waiting
+        publisher of ``sub``'s space; whether a slot changed."""
+        for ds in sub._downstreams:
+            if sub._slot_owner.get(ds.slot) is pub:
+                if pub._source is not None:
+                    pub._source.detach(ds)
+                sub._slot_owner[ds.slot] = None
+                self._fill_from_waiting(sub)
+                return True
+        return False
+
     def _assign(self, pub: Participant, sub: Participant) -> bool:
+        if pub.space != sub.space:
+            return False
         ds = sub._free_downstream()
         if ds is None:
             if pub not in sub._waiting:
@@ -560,7 +617,8 @@ class Room:
     def _fill_from_waiting(self, sub: Participant) -> None:
         while sub._waiting:
             pub = sub._waiting.pop(0)
-            if pub.state != "closed" and pub._source is not None and not pub._source.closed:
+            if (pub.state != "closed" and pub._source is not None and not pub._source.closed
+                    and pub.space == sub.space):
                 self._assign(pub, sub)
                 return
 

@@ -857,6 +857,92 @@ def message_fields(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
 
 
+# --- side room (issue 13; docs/protocol.md, "Side rooms") ----------------------------------
+# A facilitator takes one member aside into a private side room of the same meeting: the SFU
+# forwards nothing between it and the group, and the two sides re-key to each other only.
+# Group meetings only; every refusal is an `error` (fatal false) that changes nothing.
+
+@dataclass(frozen=True)
+class SideRoomInvite(Message):
+    """Facilitator: invite one member present in the group into a side room with me."""
+
+    type: ClassVar[str] = "side_room_invite"
+    participant_id: str
+
+    @classmethod
+    def parse(cls, d: dict) -> SideRoomInvite:
+        return cls(_participant_id(d.get("participant_id")))
+
+
+@dataclass(frozen=True)
+class SideRoomAccept(Message):
+    """The invited member: yes, I'll step out into the side room."""
+
+    type: ClassVar[str] = "side_room_accept"
+
+    @classmethod
+    def parse(cls, d: dict) -> SideRoomAccept:
+        return cls()
+
+
+@dataclass(frozen=True)
+class SideRoomDecline(Message):
+    """The invited member: no, thank you (I stay with the group)."""
+
+    type: ClassVar[str] = "side_room_decline"
+
+    @classmethod
+    def parse(cls, d: dict) -> SideRoomDecline:
+        return cls()
+
+
+@dataclass(frozen=True)
+class SideRoomReturn(Message):
+    """Either side: back to the group (ends the side room); the facilitator's withdraws an
+    invitation not yet answered."""
+
+    type: ClassVar[str] = "side_room_return"
+
+    @classmethod
+    def parse(cls, d: dict) -> SideRoomReturn:
+        return cls()
+
+
+SIDE_ROOM_STATUSES = ("invited", "opened", "declined", "withdrawn", "returned")
+
+
+@dataclass(frozen=True)
+class SideRoom(Message):
+    """To the two sides of one side room only (the group sees just who is stepped out, in
+    the ``moderation`` state): what happened to it, and who did it."""
+
+    type: ClassVar[str] = "side_room"
+    status: str  # invited | opened | declined | withdrawn | returned
+    facilitator: str  # participant ids of the two sides
+    member: str
+    by: str
+    facilitator_name: str = ""  # display names, for the prompt and the side-room panel
+    member_name: str = ""
+
+    @classmethod
+    def parse(cls, d: dict) -> SideRoom:
+        status = _require(d, "status", str)
+        if status not in SIDE_ROOM_STATUSES:
+            raise ProtocolError("invalid_message", "'status' is not a side-room status")
+        names = [d.get(k, "") for k in ("facilitator_name", "member_name")]
+        if not all(isinstance(n, str) and len(n) <= MAX_DISPLAY_NAME for n in names):
+            raise ProtocolError("invalid_message", "a side-room name is not a display name")
+        return cls(status, _participant_id(d.get("facilitator"), "facilitator"),
+                   _participant_id(d.get("member"), "member"), _participant_id(d.get("by"), "by"),
+                   *names)
+
+
+SIDE_ROOM_MESSAGES: tuple[type, ...] = (SideRoomInvite, SideRoomAccept, SideRoomDecline,
+                                        SideRoomReturn)
+CLIENT_MESSAGES.update({m.type: m for m in SIDE_ROOM_MESSAGES})
+SERVER_MESSAGES[SideRoom.type] = SideRoom
+
+
 # --- join URLs ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)

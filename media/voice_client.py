@@ -409,6 +409,9 @@ class VoiceClient:
             self.members.pop(message.participant_id, None)
             await self._send_keys(self.manager.member_left(message.participant_id))
             await self._new_code_round(message.epoch)
+        elif isinstance(message, sig.Moderation) and self.manager is not None:
+            # a group meeting: our key goes only to those in our space (side rooms)
+            await self._send_keys(self.manager.set_audience(self.audience_in(message.state)))
         elif isinstance(message, sig.CodeCommitFrom | sig.CodeRevealFrom):
             r = self.code_round
             if r is None or message.epoch != r.epoch:
@@ -451,6 +454,15 @@ class VoiceClient:
             if message.fatal and not self.ended.is_set():
                 self.summary.ended = message.code
                 self.ended.set()
+
+    def audience_in(self, state: dict) -> set[str]:
+        """Who hears us in a group meeting's ``moderation`` state: the other side of our
+        side room, or (in the group) everyone not stepped out."""
+        me = self.participant_id
+        for side in state.get("side_rooms") or ():
+            if me in (side.get("facilitator"), side.get("member")):
+                return {side["member"] if side["facilitator"] == me else side["facilitator"]}
+        return set(self.members) - set(state.get("stepped_out") or ())
 
     # --- media --------------------------------------------------------------------------
 

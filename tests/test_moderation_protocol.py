@@ -18,6 +18,7 @@ EXAMPLES = [
     sig.Piece(True, 180), sig.Piece(False), sig.PiecePass(PID), sig.PiecePass(None),
     sig.PieceReturn(), sig.MuteAll(), sig.Allow(PID), sig.AskToSpeak(), sig.SelfMute(True),
     sig.SendToLobby(PID), sig.Ban(PID, "meeting"), sig.Ban(PID, "group"), sig.Lock(True), sig.Pause(True), sig.Pause(False),
+    sig.SideRoomInvite(PID), sig.SideRoomAccept(), sig.SideRoomDecline(), sig.SideRoomReturn(),
 ]
 
 
@@ -27,7 +28,7 @@ def test_round_trip(message):
 
 
 def test_every_moderation_message_is_a_client_message():
-    for cls in sig.MODERATION_MESSAGES + (sig.SelfMute,):
+    for cls in sig.MODERATION_MESSAGES + sig.SIDE_ROOM_MESSAGES + (sig.SelfMute,):
         assert sig.CLIENT_MESSAGES[cls.type] is cls
     assert {c.type for c in sig.FACILITATOR_MESSAGES} <= set(sig.CLIENT_MESSAGES)
 
@@ -41,6 +42,7 @@ def test_every_moderation_message_is_a_client_message():
     {"type": "piece_pass", "participant_id": 7}, {"type": "allow", "participant_id": None},
     {"type": "ban", "participant_id": PID, "scope": "forever"}, {"type": "lock", "locked": None},
     {"type": "self_mute", "muted": "no"}, {"type": "send_to_lobby", "participant_id": ""},
+    {"type": "side_room_invite"}, {"type": "side_room_invite", "participant_id": "p-XYZ"},
 ])
 def test_bad_fields_are_refused(raw):
     with pytest.raises(sig.ProtocolError) as exc:
@@ -48,7 +50,8 @@ def test_bad_fields_are_refused(raw):
     assert exc.value.code == "invalid_message"
 
 
-@given(st.sampled_from([c.type for c in sig.MODERATION_MESSAGES] + ["self_mute"]),
+@given(st.sampled_from([c.type for c in sig.MODERATION_MESSAGES + sig.SIDE_ROOM_MESSAGES]
+                       + ["self_mute"]),
        st.dictionaries(st.sampled_from(["raised", "participant_id", "on", "share_seconds",
                                         "scope", "locked", "muted"]),
                        st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
@@ -73,3 +76,22 @@ def test_server_moderation_state_parses():
     assert back.state == state and back.event == m.event
     with pytest.raises(sig.ProtocolError):
         sig.parse_server_message(json.dumps({"type": "moderation", "state": {"queue": 1}}))
+
+
+@pytest.mark.parametrize("status", sig.SIDE_ROOM_STATUSES)
+def test_side_room_server_message_round_trips(status):
+    m = sig.SideRoom(status, PID, "p-abcdef", PID, "Sage", "M1")
+    assert sig.parse_server_message(m.to_json()) == m
+
+
+@pytest.mark.parametrize("raw", [
+    {"status": "gone", "facilitator": PID, "member": PID, "by": PID},
+    {"status": "opened", "facilitator": "x", "member": PID, "by": PID},
+    {"status": "opened", "facilitator": PID, "member": PID},
+    {"status": "opened", "facilitator": PID, "member": PID, "by": PID, "member_name": 5},
+    {"status": "opened", "facilitator": PID, "member": PID, "by": PID,
+     "facilitator_name": "x" * 65},
+])
+def test_bad_side_room_server_messages_are_refused(raw):
+    with pytest.raises(sig.ProtocolError):
+        sig.parse_server_message(json.dumps({"type": "side_room", **raw}))

@@ -34,10 +34,11 @@ def build(cls, target: str):
         sig.Mute: lambda: sig.Mute(target, True),
         sig.Remove: lambda: sig.Remove(target),
         sig.EndRoom: lambda: sig.EndRoom(),
+        sig.SideRoomInvite: lambda: sig.SideRoomInvite(target),
     }[cls]()
 
 
-REFUSED = sig.FACILITATOR_MESSAGES + (sig.Mute, sig.Remove, sig.EndRoom)
+REFUSED = sig.FACILITATOR_MESSAGES + (sig.Mute, sig.Remove, sig.EndRoom, sig.SideRoomInvite)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -71,7 +72,8 @@ async def test_member_is_refused_every_facilitator_message(meeting, cls):
     assert set(room.members) == {p.participant_id for p in peers.values()}
     for who, p in peers.items():  # nobody was told anything changed
         assert not [m for m in p.messages[seen[who]:]
-                    if isinstance(m, sig.Moderation | sig.Muted | sig.MemberLeft | sig.Ended)]
+                    if isinstance(m, sig.Moderation | sig.Muted | sig.MemberLeft | sig.Ended
+                                      | sig.SideRoom)]
     # the server's state for the DB side did not change either
     db = world.db()
     try:

@@ -436,8 +436,10 @@ class VoiceHub:
             c.seat is not None and c.seat.member_id == conn.seat.member_id
             for c in room.members.values()) else None
         if room.meeting is not None and room.members:
+            side_rooms = dict(room.meeting.side_rooms)
             room.meeting.leave(conn.participant_id, time.monotonic())
             self._apply_forwarding(room)
+            self._side_rooms_ended(room, side_rooms, conn.participant_id)
             self._moderation_changed(room, sig.ModerationEvent(
                 "left", conn.participant_id, conn.participant_id))
         if not room.members:
@@ -507,7 +509,8 @@ class VoiceHub:
         elif isinstance(message, sig.Keys):
             for delivery in message.keys:
                 target = room.members.get(delivery.to)
-                if target is not None and target is not conn:
+                if target is not None and target is not conn and self._same_space(
+                        room, conn.participant_id, target.participant_id):
                     target.send(sig.KeyFrom(conn.participant_id, delivery.blob))
         elif isinstance(message, sig.CodeCommit):
             room.broadcast(sig.CodeCommitFrom(conn.participant_id, message.epoch,
@@ -525,7 +528,9 @@ class VoiceHub:
         elif room.meeting is not None and isinstance(
                 message, sig.MODERATION_MESSAGES + (sig.Mute, sig.Remove)):
             await self._moderate(conn, room, message)
-        elif isinstance(message, sig.MODERATION_MESSAGES):
+        elif room.meeting is not None and isinstance(message, sig.SIDE_ROOM_MESSAGES):
+            await self._side_room(conn, room, message)
+        elif isinstance(message, sig.MODERATION_MESSAGES + sig.SIDE_ROOM_MESSAGES):
             conn.send(sig.Error("not_group_meeting", "this is not a group meeting", False))
         elif isinstance(message, sig.Remove | sig.Mute | sig.EndRoom):
             if conn.room_role != "host":
@@ -571,9 +576,76 @@ class VoiceHub:
                 continue
             if room.meeting is not None:
                 on = room.meeting.forwarded(pid)
+                sfu_room.set_space(pid, room.meeting.space_of(pid))  # (side rooms)
             else:
                 on = not c.muted and not c.self_muted
             sfu_room.set_forwarding(pid, on)
+
+    @staticmethod
+    def _same_space(room: HubRoom, a: str, b: str) -> bool:
+        """Whether two participants may exchange keys: not across a side room's walls."""
+        return room.meeting is None or room.meeting.space_of(a) == room.meeting.space_of(b)
+
+    # --- side rooms (issue 13): a facilitator and one member, apart from the group ---------
+
+    async def _side_room(self, conn: Connection, room: HubRoom, message: sig.Message) -> None:
+        """Invite, accept, decline, return: tried on a copy of the meeting, then the SFU's
+        spaces set (before anyone hears of it, so keys sent on the news stay inside), then
+        the two sides told, and the group shown who stepped out or came back."""
+        async with self.lock:
+            trial = copy.deepcopy(room.meeting)
+            me = conn.participant_id
+            before = dict(room.meeting.side_rooms)
+            try:
+                if isinstance(message, sig.SideRoomInvite):
+                    event = trial.invite_to_side_room(me, message.participant_id)
+                elif isinstance(message, sig.SideRoomAccept):
+                    event = trial.accept_side_room(me, time.monotonic())
+                elif isinstance(message, sig.SideRoomDecline):
+                    event = trial.decline_side_room(me)
+                else:
+                    event = trial.return_from_side_room(me)
+            except ModerationError as exc:
+                conn.send(sig.Error(exc.code, exc.message, False))
+                return
+            room.meeting = trial
+            side = trial.side_room_of(me) or next(
+                s for n, s in before.items() if n not in trial.side_rooms)
+            self._apply_forwarding(room)
+            status = event.kind.removeprefix("side_room_")
+            self._tell_sides(room, side, status, me)
+            log_event(log, "voice.side_room", room=room.room_id, status=status)
+            if status in ("opened", "returned"):
+                self._moderation_changed(room, sig.ModerationEvent(
+                    event.kind, event.by, event.participant_id))
+
+    def _tell_sides(self, room: HubRoom, side, status: str, by: str) -> None:
+        names = {pid: c.display_name for pid, c in room.members.items()}
+        message = sig.SideRoom(status, side.facilitator, side.member, by,
+                               names.get(side.facilitator, ""), names.get(side.member, ""))
+        for pid in side.sides():
+            if pid in room.members:
+                room.members[pid].send(message)
+
+    def _side_rooms_ended(self, room: HubRoom, before: dict, by: str) -> None:
+        """After someone left (or was taken out): side rooms that ended tell the side still
+        here it is back in the group; if no facilitator is left with the group, the
+        facilitators in side rooms are told (the side rooms go on: theirs to end)."""
+        meeting = room.meeting
+        if meeting is None:
+            return
+        for n, side in before.items():
+            if n not in meeting.side_rooms:
+                self._tell_sides(room, side, "returned" if side.status == "open"
+                                 else "withdrawn", by)
+        away = [s.facilitator for s in meeting.side_rooms.values() if s.status == "open"]
+        if away and not any(p.facilitator and not meeting.stepped_out(pid)
+                            for pid, p in meeting.present.items()):
+            notice = sig.Notice("group_unattended", "No facilitator is with the group just "
+                                "now. Return to the group when you can.")
+            for pid in away:
+                if pid in room.members:
+                    room.members[pid].send(notice)
 
     def _moderation_changed(self, room: HubRoom, event: sig.ModerationEvent | None) -> None:
         room.broadcast(sig.Moderation(room.meeting.snapshot(time.monotonic()), event))
@@ -599,6 +671,7 @@ class VoiceHub:
         written, and only then made the room's state; a refusal changes nothing."""
         async with self.lock:
             trial = copy.deepcopy(room.meeting)
+            side_rooms = dict(room.meeting.side_rooms)
             now = time.monotonic()
             me = conn.participant_id
             target_pid = getattr(message, "participant_id", None)
@@ -662,6 +735,7 @@ class VoiceHub:
                 target.leave_reason = "removed"
                 target.send(sig.Ended(reason))
                 await self._drop(target, "removed")
+                self._side_rooms_ended(room, side_rooms, me)
                 log_event(log, "voice.moderation", room=room.room_id, action=how,
                           participant=target.participant_id)
             else:

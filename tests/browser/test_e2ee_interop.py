@@ -555,6 +555,45 @@ def test_js_to_python_keys_and_frames(page) -> None:
             py.accept(WrappedKey.from_dict(bad))
 
 
+def test_side_room_audience_matches_python(page) -> None:
+    """setAudience (a group meeting's side rooms) decides the same in JS as in Python: who
+    gets a wrapped key, and whether that is a new generation or a ratchet step."""
+    people = {pid: IdentityKeys.generate() for pid in ("p-a", "p-b", "p-c", "p-d")}
+    sid = {"p-a": 11, "p-b": 12, "p-c": 13, "p-d": 14}
+    py = SenderKeyManager(ROOM, IdentityKeys.generate(), "p-js", 7)
+    call(page, "identity")
+    call(page, "manager", ROOM, "p-js", 7)
+
+    def member(pid):
+        return Member(pid, sid[pid], people[pid].card())
+
+    def both(py_step, js_name, *args):
+        res = call(page, js_name, *args)
+        assert res["ok"], res
+        js_key = call(page, "sendKey")
+        py_to = sorted(b.recipient_participant_id for b in py_step())
+        assert sorted(b["to"] for b in res["value"]) == py_to, (js_name, args)
+        key = py.sender.key
+        assert (js_key["generation"], js_key["ratchetStep"]) == (key.generation,
+                                                                key.ratchet_step)
+        return py_to
+
+    both(lambda: py.start([member(p) for p in ("p-a", "p-b", "p-c")]), "start",
+         [member_dict(p, sid[p], people[p]) for p in ("p-a", "p-b", "p-c")])
+    assert both(lambda: py.set_audience(["p-a"]), "setAudience", ["p-a"]) == ["p-a"]
+    assert both(lambda: py.set_audience(["p-a"]), "setAudience", ["p-a"]) == []
+    assert both(lambda: py.member_joined(member("p-d")), "memberJoined",
+                member_dict("p-d", 14, people["p-d"])) == []
+    assert both(lambda: py.member_left("p-b"), "memberLeft", "p-b") == []
+    assert both(lambda: py.set_audience(["p-a", "p-c", "p-d", "p-x"]), "setAudience",
+                ["p-a", "p-c", "p-d", "p-x"]) == ["p-c", "p-d"]
+    assert both(lambda: py.member_left("p-a"), "memberLeft", "p-a") == ["p-c", "p-d"]
+    assert both(lambda: py.set_audience(["p-c"]), "setAudience", ["p-c"]) == ["p-c"]
+    assert both(lambda: py.set_audience(None), "setAudience", None) == ["p-d"]
+    events = call(page, "events")
+    assert {"type": "remove", "senderId": 14, "pid": "p-d"} in events
+
+
 def test_receiver_rules_match_python(page) -> None:
     """The same key/frame/time script gives identical results in JS and Python: derive-ahead
     (at most 16 steps, kept only if authentic), 5 s grace for the previous generation and

@@ -170,6 +170,9 @@ const H = {
   async memberLeft(pid) {
     return guard(() => H.state.mgr.memberLeft(pid));
   },
+  async setAudience(pids) {
+    return guard(() => H.state.mgr.setAudience(pids));
+  },
   async accept(blob) {
     return guard(async () => keyOut(await H.state.mgr.accept(blob)));
   },

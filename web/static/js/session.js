@@ -17,6 +17,7 @@ import { FrameCrypto, encodedTransformSupport, peerConnectionConfig } from "./e2
 import { Drawers } from "./room/drawers.js";
 import { describeEvent, endedText, facilitatorActions, renderFacilitatorControls, renderQueue } from "./room/moderation.js";
 import { renderPeople as drawPeople } from "./room/people.js";
+import { audienceIn, SideRoomView, steppedOut } from "./room/side-room.js";
 import { handleShortcut, renderShortcuts } from "./room/shortcuts.js";
 import { Toasts } from "./room/toasts.js";
 import { iceServersFrom } from "./ice.js";
@@ -78,6 +79,12 @@ const labelOfMid = new Map(); // receive transceiver mid -> its transform label
 
 const toasts = new Toasts($("toasts"), $("room-status"), $("room-alert"));
 const drawers = new Drawers();
+const sideRoom = new SideRoomView({
+  invite: $("side-room-invite"), inviteText: $("side-room-invite-text"), accept: $("side-room-accept"),
+  decline: $("side-room-decline"), panel: $("side-room-panel"), panelText: $("side-room-panel-text"),
+  back: $("side-room-back"), pending: $("side-room-pending"), pendingText: $("side-room-pending-text"),
+  withdraw: $("side-room-withdraw"),
+}, { send, say: (text, options) => say(text, options), nameOf, me: () => state.participantId });
 
 function say(text, options) {
   toasts.show(text, options);
@@ -237,7 +244,8 @@ function layoutSeats() {
     scene.clearAvatars();
     people.forEach((p, i) => {
       if (!p.self && i < seats.length) {
-        scene.placeAvatar(i, { color: colorFor(p), label: p.display_name,
+        const away = steppedOut(state.moderation, p.participant_id) ? " (stepped out)" : "";
+        scene.placeAvatar(i, { color: colorFor(p), label: p.display_name + away,
           muted: !!(p.muted || p.self_muted), hand: inQueue(p.participant_id) });
       }
     });
@@ -257,7 +265,8 @@ function layoutSeats() {
 
 function hostActions(p) {
   if (isGroup()) {
-    return amFacilitator() ? facilitatorActions(p, state.moderation, { send, confirm: (q, yes) => askFirst(q, yes, "Cancel") }) : [];
+    return amFacilitator() ? [...facilitatorActions(p, state.moderation, { send, confirm: (q, yes) => askFirst(q, yes, "Cancel") }),
+      ...sideRoom.actionsFor(p, state.moderation, true)] : [];
   }
   if (p.self || state.roomRole !== "host") return [];
   return [
@@ -276,7 +285,8 @@ function renderPeople() {
   const people = everyone().map((p) => (p.self
     ? { ...p, display_name: `${myName()} (you)`, room_role: roleLabel(p), muted: state.muted || state.mutedByHost,
       hand: state.handRaised, color: $("avatar-color").value }
-    : { ...p, room_role: roleLabel(p), muted: !!(p.muted || p.self_muted), hand: inQueue(p.participant_id), color: colorFor(p) }));
+    : { ...p, room_role: roleLabel(p), muted: !!(p.muted || p.self_muted), hand: inQueue(p.participant_id), color: colorFor(p),
+      steppedOut: steppedOut(state.moderation, p.participant_id) }));
   drawPeople($("people"), people, {
     volumeOf: (p) => prefs()[`vol:${p.participant_id}`] ?? 100,
     onVolume: (p, value) => {
@@ -312,8 +322,9 @@ function renderGroup() {
   }
   $("group-facilitator").hidden = !fac;
   // a pause: members see a calm card (the SFU holds their voices); facilitators keep the room
-  $("pause-card").hidden = !mod.paused || fac;
-  const silenced = !fac && (mod.muted.includes(state.participantId)
+  const away = steppedOut(mod, state.participantId); // in a side room: the group's rules wait
+  $("pause-card").hidden = !mod.paused || fac || away;
+  const silenced = !fac && !away && (mod.muted.includes(state.participantId)
     || (mod.piece_on && mod.holder !== state.participantId));
   $("ask-to-speak").hidden = !silenced || inQueue(state.participantId);
   const iHold = mod.piece_on && mod.holder === state.participantId;
@@ -534,7 +545,14 @@ async function handle(msg) {
       break;
     }
     case "moderation":
+      // a group meeting: our key goes only to those in our space (a side room has its own)
+      sendKeys(await manager.setAudience(audienceIn(msg.state, state.participantId, state.members.keys())));
       applyModeration(msg);
+      sideRoom.render(msg.state);
+      break;
+    case "side_room":
+      sideRoom.handle(msg);
+      renderPeople();
       break;
     case "self_mute": {
       const m = state.members.get(msg.participant_id);

@@ -8,6 +8,10 @@
 //   (for everyone when the step reaches a multiple of 16).
 // * memberLeft(pid): forget their keys, new random base key (generation + 1), wrap it for the
 //   remaining members only.
+// * setAudience(pids | null): who of the members hears us now (a group meeting's side room:
+//   the other side; the group: everyone not stepped out; null: everyone). Whoever is no
+//   longer in it is handled like a leave (their keys forgotten, a new generation for the new
+//   audience), whoever is back like a join (a ratchet step, wrapped for them).
 // * accept(blob): verify + unwrap a blob addressed to us, using the ROSTER's card and sender id.
 //
 // Callbacks the page may set (called synchronously inside the methods above):
@@ -65,6 +69,7 @@ export class SenderKeyManager {
     this.maxRatchetAhead = maxRatchetAhead;
     this._sendKey = generateSenderKey(senderId, 0, this.suite);
     this._members = new Map(); // participant id -> member
+    this._audience = null; // Set of participant ids our key goes to; null: every member
     this._received = new Map(); // participant id -> newest SenderKey accepted
     this._queue = Promise.resolve();
     this.rejectedMembers = []; // [{member, error}] skipped by start()
@@ -81,6 +86,12 @@ export class SenderKeyManager {
   /** Current roster (without ourselves): [{participantId, senderId, card, ed25519, x25519}]. */
   get members() {
     return [...this._members.values()];
+  }
+
+  /** The members our key is given to now (see setAudience). */
+  get audience() {
+    const all = [...this._members.values()];
+    return this._audience === null ? all : all.filter((m) => this._audience.has(m.participantId));
   }
 
   _serial(fn) {
@@ -151,6 +162,10 @@ export class SenderKeyManager {
       const known = this._members.get(m.participantId);
       if (known && known.senderId === m.senderId && sameCard(known.card, m.card)) return []; // duplicate
       this._check(m);
+      if (this._audience !== null) {
+        this._members.set(m.participantId, m);
+        return []; // not ours to key until setAudience says they hear us
+      }
       const next = await ratchetSenderKey(this._sendKey);
       this._members.set(m.participantId, m);
       this._sendKey = next;
@@ -165,12 +180,48 @@ export class SenderKeyManager {
     return this._serial(async () => {
       const m = this._members.get(participantId);
       if (!m) return [];
+      const heard = this.audience.includes(m);
       this._members.delete(participantId);
       this._received.delete(participantId);
       this._emit("onRemoveSender", m.senderId, participantId);
+      if (this._audience !== null) {
+        this._audience.delete(participantId);
+        if (!heard) return []; // elsewhere (a side room): they do not hold our current key
+      }
       this._sendKey = generateSenderKey(this.senderId, this._sendKey.generation + 1, this.suite);
       this._emit("onSendKey", this._sendKey);
-      return this._wrapFor([...this._members.values()]);
+      return this._wrapFor(this.audience);
+    });
+  }
+
+  /** Give our key only to these members from now on (unknown ids ignored). -> [wrapped-key dict] */
+  setAudience(participantIds) {
+    return this._serial(async () => {
+      const old = new Set(this.audience.map((m) => m.participantId));
+      const next =
+        participantIds === null || participantIds === undefined
+          ? new Set(this._members.keys())
+          : new Set([...participantIds].filter((pid) => this._members.has(pid)));
+      this._audience = participantIds === null || participantIds === undefined ? null : next;
+      const gone = [...old].filter((pid) => !next.has(pid));
+      const back = [...next].filter((pid) => !old.has(pid));
+      for (const pid of gone) {
+        // we hold none of their keys while they are elsewhere
+        this._received.delete(pid);
+        this._emit("onRemoveSender", this._members.get(pid).senderId, pid);
+      }
+      if (gone.length) {
+        this._sendKey = generateSenderKey(this.senderId, this._sendKey.generation + 1, this.suite);
+        this._emit("onSendKey", this._sendKey);
+        return this._wrapFor(this.audience);
+      }
+      if (back.length) {
+        this._sendKey = await ratchetSenderKey(this._sendKey);
+        this._emit("onSendKey", this._sendKey);
+        if (this._sendKey.ratchetStep % Math.max(this.maxRatchetAhead, 1) === 0) return this._wrapFor(this.audience);
+        return this._wrapFor(this.audience.filter((m) => back.includes(m.participantId)));
+      }
+      return [];
     });
   }
 

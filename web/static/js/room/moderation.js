@@ -17,6 +17,8 @@ const EVENT_TEXT = {
   unlocked: () => "The meeting is unlocked.",
   paused: () => "A facilitator paused the meeting. Take a breath; it will resume soon.",
   resumed: () => "The meeting resumes.",
+  side_room_opened: (by, to) => `${to} stepped out for a little while.`,
+  side_room_returned: (by, to) => `${to} is back with the group.`,
 };
 
 /** What a moderation event means for the people here, in words ("" for nothing to say). */
@@ -36,6 +38,7 @@ export function describeEvent(event, me, nameOf) {
   if (event.kind === "hand_moved") return { text: `${to} is next to speak.` };
   if (event.kind === "piece_passed" && mine) return { text: "You hold the talking piece. Others can hear you now.", assertive: true };
   if (event.kind === "muted_all") return { text: EVENT_TEXT.muted_all(), assertive: true };
+  if (event.kind.startsWith("side_room_") && (mine || event.by === me)) return { text: "" }; // (side-room.js says it)
   const f = EVENT_TEXT[event.kind];
   return { text: f ? f(by, to) : "" };
 }

@@ -44,6 +44,7 @@ export function renderPeople(list, people, { volumeOf, onVolume, actionsFor }) {
     if (p.room_role === "host") badges.append(badge("host"));
     if (p.hand) badges.append(badge("hand raised", "hand", "i-hand"));
     if (p.muted) badges.append(badge("muted", "muted", "i-mic-off"));
+    if (p.steppedOut) badges.append(badge("stepped out", "away")); // a side room (no reason shown)
     const speaking = document.createElement("span");
     speaking.className = "visually-hidden speaking-label";
     li.append(dot, name, badges, speaking);
