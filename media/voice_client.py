@@ -295,7 +295,10 @@ class VoiceClient:
         text = message.to_json()
         if self.on_message:
             self.on_message("out", text)
-        await self._ws.send_str(text)
+        ws = self._ws
+        if ws is None or ws.closed:  # dropped under us (a reconnect is under way)
+            raise ConnectionError("the signaling connection is closed")
+        await ws.send_str(text)
 
     async def _send_keys(self, blobs: list[WrappedKey]) -> None:
         if blobs:
@@ -367,6 +370,8 @@ class VoiceClient:
                 except (KeyExchangeError, ValueError) as exc:
                     # A bad key blob from one member must not end the call for us.
                     log.warning("key exchange problem: %s", exc)
+                except ConnectionError:
+                    return  # this connection was dropped while we answered on it
         finally:
             if not join_result.done():
                 join_result.set_result(False)

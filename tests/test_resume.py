@@ -206,3 +206,12 @@ async def test_ice_servers_reach_only_accepted_joins_and_are_never_logged(tmp_pa
         await good.close()
         logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
         assert secret not in logged and turn["credential"] not in logged
+
+
+async def test_sending_on_a_dropped_connection_is_a_connection_error(tmp_path):
+    """While a client reconnects it has no signaling socket: a send then is a
+    ConnectionError (which start() and the reconnect loop handle), not an AttributeError."""
+    async with VoiceServer(tmp_path / "data") as server:
+        client = VoiceClient(server.invite(1)[0], IdentityKeys.generate())
+        with pytest.raises(ConnectionError):
+            await client._send(sig.Ping())
