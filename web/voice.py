@@ -448,9 +448,7 @@ class VoiceHub:
                   reason=reason)
         # The awaits last: everything above must hold even if this leave is cancelled here.
         if gone is not None:
-            await self._absent(gone, conn.participant_id)
-            if room.members:
-                await self._notes_refresh(room, gone.meeting_id)
+            await self._absent(gone, conn.participant_id, room)
         if not room.members:
             with contextlib.suppress(Exception):
                 await self.sfu.close_room(room.room_id)
@@ -468,13 +466,18 @@ class VoiceHub:
             if c.seat is not None and c.seat.facilitator:
                 c.send(notice)
 
-    async def _absent(self, seat: Seat, participant_id: str) -> None:
-        """Record that a member left the meeting. Last in a drop, and shielded: a leave runs
-        while the connection's handler may be cancelled (the client went), and the record must
-        be written all the same (the write itself runs on the store's thread)."""
+    async def _absent(self, seat: Seat, participant_id: str, room: HubRoom | None = None) -> None:
+        """Record that a member left the meeting (then refresh the room's notes indicator).
+        Last in a drop, and shielded: a leave runs while the connection's handler may be
+        cancelled (the client went), and the record must be written all the same (the write
+        itself runs on the store's thread)."""
+        async def record() -> None:
+            await self.store.write(lambda db: presence.left(db, seat.meeting_id, seat.member_id))
+            if room is not None and room.members:
+                await self._notes_refresh(room, seat.meeting_id)
+
         try:
-            await asyncio.shield(self.store.write(
-                lambda db: presence.left(db, seat.meeting_id, seat.member_id)))
+            await asyncio.shield(record())
         except Exception:  # (a cancel is a BaseException and goes on up)
             log.exception("presence: could not record %s leaving meeting %s", participant_id,
                           seat.meeting_id)
