@@ -17,6 +17,7 @@ import { FrameCrypto, encodedTransformSupport, peerConnectionConfig } from "./e2
 import { Drawers } from "./room/drawers.js";
 import { describeEvent, endedText, facilitatorActions, renderFacilitatorControls, renderQueue } from "./room/moderation.js";
 import { renderPeople as drawPeople } from "./room/people.js";
+import { RoomSafety } from "./room/safety.js";
 import { handleShortcut, renderShortcuts } from "./room/shortcuts.js";
 import { Toasts } from "./room/toasts.js";
 import { iceServersFrom } from "./ice.js";
@@ -257,7 +258,8 @@ function layoutSeats() {
 
 function hostActions(p) {
   if (isGroup()) {
-    return amFacilitator() ? facilitatorActions(p, state.moderation, { send, confirm: (q, yes) => askFirst(q, yes, "Cancel") }) : [];
+    return amFacilitator() ? [...facilitatorActions(p, state.moderation, { send, confirm: (q, yes) => askFirst(q, yes, "Cancel") }),
+      ...safety.personActions(p)] : [];
   }
   if (p.self || state.roomRole !== "host") return [];
   return [
@@ -288,6 +290,7 @@ function renderPeople() {
   });
   $("host-controls").hidden = isGroup() ? !amFacilitator() : state.roomRole !== "host";
   renderGroup();
+  safety.update();
   $("people-count").textContent = String(people.length);
   $("people-count-text").textContent = `, ${people.length} here`;
 }
@@ -390,8 +393,24 @@ function updateLevels() {
 // --- signaling ----------------------------------------------------------------------------
 
 function send(message) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  ws.send(JSON.stringify(message));
+  return true;
 }
+
+// Safety in the room (room/safety.js): the private alert, the facilitator's panel, the notes indicator.
+const safety = new RoomSafety({
+  send,
+  context: () => ({ group: isGroup(), facilitator: amFacilitator(), roomRole: state.roomRole }),
+  openPerson: (pid) => {
+    drawers.open("drawer-people", $("people-button"));
+    const more = document.querySelector(`#people li[data-participant="${CSS.escape(pid)}"] details.person-more`);
+    if (more) {
+      more.open = true;
+      more.querySelector("summary").focus();
+    }
+  },
+});
 
 function sendKeys(blobs) {
   if (blobs.length) send({ type: "keys", keys: blobs.map((blob) => ({ to: blob.to, blob })) });
@@ -449,6 +468,7 @@ function tickClock() {
 }
 
 async function handle(msg) {
+  if (safety.handle(msg)) return;
   switch (msg.type) {
     case "joined": {
       state.participantId = msg.participant_id;
@@ -791,6 +811,7 @@ function end(reason) {
   document.documentElement.dataset.sessionState = "ended";
   state.phase = "ended";
   state.endedReason = reason;
+  safety.leave();
   wantClose = true;
   clearTimeout(reconnectTimer);
   for (const t of [qualityTimer, levelTimer, clockTimer]) clearInterval(t);
@@ -839,6 +860,7 @@ async function main() {
   window.havenSession = {
     state,
     toasts: toasts.history,
+    safety,
     remoteEnergy() {
       const levels = audio ? audio.levels() : {};
       const out = {};
