@@ -139,6 +139,7 @@ export function roomAlertResult({ ok, text }) {
   if (!status) return;
   status.dataset.state = ok ? "sent" : "refused";
   status.textContent = text;
+  status.scrollIntoView({ block: "nearest" });
   if (ok) {
     document.getElementById("help-tell-message").value = "";
     button.textContent = "Sent";
