@@ -229,8 +229,8 @@ def test_a_member_privately_tells_the_facilitator_from_the_room(meeting):
                 """(words) => { const p = document.getElementById("safety-panel");
                     return !p.hidden && p.innerText.includes("Juniper")
                       && p.innerText.includes(words); }""", arg=WORDS, timeout=2_000)
-            assert "Juniper let you know they are struggling" in sky.page.inner_text(
-                "#safety-live")
+            wait_until(lambda: "Juniper let you know they are struggling" in sky.page.inner_text(
+                "#safety-live"), 5, what="the alert announced")  # (the region is refilled)
             assert sky.page.get_attribute("#safety-live", "role") == "alert"
             alerts = [x for x in sky.received() if x["type"] == "safety_alert"]
             assert len(alerts) == 1 and alerts[0]["pseudonym"] == "Juniper"
