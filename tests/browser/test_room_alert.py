@@ -21,26 +21,22 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
-from groups import meetings
-from tests.browser.chromium import CHROMIUM
 from tests.browser.conftest import write_screenshots
+from tests.browser.test_group_meeting import meeting  # noqa: F401 (a fixture: the demo meeting)
 from tests.browser.test_site_pages import api
 from tests.net.browser import KEEP_PEER_CONNECTIONS, launch_in
-from tests.net.lab import ROOT, Lab, one_machine, unavailable
-from tests.net.services import HAVEN, wait_until
+from tests.net.lab import ROOT
+from tests.net.services import wait_until
 from tests.voice_support import syllables, write_wav
-from therapy import accounts, rooms
-from therapy.audit import Actor
+from therapy import accounts
 from therapy.storage import open_database
-from web.demo import refresh_demo_meeting
 
 pytestmark = [pytest.mark.browser, pytest.mark.net, pytest.mark.slow]
 
-BASE = "http://127.0.0.1:8080"
+BASE = "http://127.0.0.1:8080"  # (the demo server in the lab namespace)
 SHOTS = ROOT / "docs" / "screenshots"
 WORDS = "Rough night, the panic is back"
 CONCERN = "Quiet tonight, check in after"
@@ -65,43 +61,27 @@ RECORD_WEBSOCKET = """
 """
 
 
+USERNAMES = {"Sky": "facilitator", "Juniper": "member", "Wren": "member2"}
+
+
 @pytest.fixture(scope="module")
-def meeting(tmp_path_factory):
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no system Chromium at /usr/bin/chromium")
-    folder = tmp_path_factory.mktemp("room-alert")
+def alert_meeting(meeting):  # noqa: F811 (test_group_meeting's fixture)
+    """test_group_meeting's demo meeting (Sky facilitates, Juniper and Wren admitted), with
+    what logging in needs: the demo passwords, and the group."""
+    m, folder, links = meeting
     data = folder / "haven-data"
-    with Lab() as lab:
-        m = one_machine(lab)
-        server = m.popen([*HAVEN, "serve", "--demo", "--data-dir", str(data)],
-                         log=folder / "serve.log")
-        m.wait_listening(8080, server, what="haven serve --demo")
-        db = open_database(data / "haven.db")
-        try:
-            key = refresh_demo_meeting(db)
-            fac = accounts.find_user(db, "facilitator")
-            gid = db.execute("SELECT group_id FROM group_members WHERE user_id = ?",
-                             [fac.id]).fetchone()[0]
-            sys = Actor.system()
-            room_id, host_token = meetings.open_meeting(db, fac, gid, key, actor=sys)
-            links = {"Sky": ("facilitator", rooms.join_url(BASE, room_id, host_token))}
-            for username, pseudonym in (("member", "Juniper"), ("member2", "Wren")):
-                user = accounts.find_user(db, username)
-                meetings.arrive(db, user, gid, key, actor=sys)
-                member_id = db.execute("SELECT id FROM group_members WHERE group_id = ? AND "
-                                       "user_id = ?", [gid, user.id]).fetchone()[0]
-                meetings.admit(db, fac, gid, key, member_id, actor=sys)
-                links[pseudonym] = (username, rooms.join_url(BASE, *meetings.join_link(
-                    db, user, gid, key, actor=sys)))
-        finally:
-            db.close()
-        logins = dict(line.split(" ", 1) for line in
-                      (data / "demo-logins.txt").read_text().splitlines()
-                      if line and not line.startswith("#") and " " in line)
-        yield m, folder, data, gid, links, logins
+    logins = dict(line.split(" ", 1) for line in
+                  (data / "demo-logins.txt").read_text().splitlines()
+                  if line and not line.startswith("#") and " " in line)
+    db = open_database(data / "haven.db")
+    try:
+        fac = accounts.find_user(db, "facilitator")
+        gid = db.execute("SELECT group_id FROM group_members WHERE user_id = ?",
+                         [fac.id]).fetchone()[0]
+    finally:
+        db.close()
+    people = {who: (USERNAMES[who], url) for who, url in links.items()}
+    return m, folder, data, gid, people, logins
 
 
 class Tab:
@@ -186,10 +166,10 @@ def shoot(tab: Tab, name: str, show: str | None = None) -> None:
     tab.page.set_viewport_size({"width": 1100, "height": 800})
 
 
-def test_a_member_privately_tells_the_facilitator_from_the_room(meeting):
+def test_a_member_privately_tells_the_facilitator_from_the_room(alert_meeting):
     from playwright.sync_api import sync_playwright
 
-    m, folder, data, gid, links, logins = meeting
+    m, folder, data, gid, links, logins = alert_meeting
     wav = write_wav(folder / "voice.wav", syllables(600.0, 30))
     with sync_playwright() as p:
         browser = launch_in(p, m, folder, wav)

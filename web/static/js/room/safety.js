@@ -59,7 +59,9 @@ export class RoomSafety {
   /** The room's roles are known (or changed): who the dialog can tell. */
   update() {
     const { group, facilitator, roomRole } = this.hooks.context();
-    const who = group ? (facilitator ? null : "facilitator") : roomRole === "member" ? "therapist" : null;
+    // (outside a group meeting: a patient's 1:1 session; an instant room's guest has nobody to tell)
+    const patient = document.getElementById("session")?.dataset.accountRole === "patient";
+    const who = group ? (facilitator ? null : "facilitator") : roomRole === "member" && patient ? "therapist" : null;
     setRoomAlert(who ? { who, send: (message) => this.#sendAlert(message) } : null);
     if (this.notes) this.notes.hidden = !group || !this.notesState;
   }
