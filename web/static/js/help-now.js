@@ -107,6 +107,7 @@ async function chooseCountry() {
 // reports the server's answer; outside a room the row is a link to /help#tell.
 
 let roomAlert = null; // {who: "facilitator" | "therapist", send(message)} while in a room
+let inRoom = false; // a room page: never a link out of it (facilitators have nobody to tell here)
 
 const TELL_TEXT = {
   facilitator: ["Let the facilitator know you're struggling",
@@ -119,6 +120,7 @@ const TELL_TEXT = {
 /** The room's hook: null when the room has nobody to tell (then the /help link shows). */
 export function setRoomAlert(hook) {
   roomAlert = hook;
+  inRoom = true;
   const tell = document.getElementById("help-tell");
   if (!tell) return;
   tell.hidden = !hook;
@@ -164,7 +166,7 @@ function sendRoomAlert() {
 async function open(trigger) {
   render(await chooseCountry());
   const alertRow = document.getElementById("help-alert-row");
-  if (alertRow) alertRow.hidden = !loggedIn || !!roomAlert;
+  if (alertRow) alertRow.hidden = !loggedIn || inRoom;
   dialog.showModal();
   document.getElementById("help-country").focus();
   dialog.addEventListener("close", () => trigger && trigger.focus(), { once: true });
