@@ -685,8 +685,12 @@ class VoiceHub:
         await self._notes_refresh(room, seat.meeting_id, joiner=conn)
         if not seat.facilitator:
             return
-        alerts = await self.store.read(lambda db: safety.open_alerts_for_meeting(
-            db, seat.meeting_id))
+        try:
+            alerts = await self.store.read(lambda db: safety.open_alerts_for_meeting(
+                db, seat.meeting_id))
+        except Exception:  # the join itself must not fail over this
+            log.exception("open alerts of meeting %s", seat.meeting_id)
+            return
         here = {c.seat.member_id: c.participant_id for c in room.members.values()
                 if c.seat is not None}
         for a in alerts:
