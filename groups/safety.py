@@ -8,8 +8,10 @@ for crisis lines.
 * Only facilitators (and the admin) see alerts and reports; a report about a facilitator
   is the admin's alone (groups.permissions decides, from the report's stored target).
 * The reported member is never shown a report, so never learns who made it.
-* Live delivery to the facilitator's room is the voice hub's (after moderated meetings);
-  :func:`open_alerts_for_meeting` is what it will read.
+* Live delivery to the facilitators in the room is the voice hub's (web/voice.py, the
+  `help_alert` message): it stores through :func:`send_alert` / :func:`flag_concern`,
+  audits the live delivery (:func:`record_delivery`), and gives facilitators who join later
+  :func:`open_alerts_for_meeting`.
 """
 
 from __future__ import annotations
@@ -106,9 +108,21 @@ def _insert_alert(db: Database, ring: MasterKeyring, gid: int, member_id: int, r
         "meeting_id": meeting_id, "body": b"", "status": "open", "handled_by": None,
         "handled_at": None, "created_at": audit.now_iso()}).last_pk
     _seal_into(db, ring, gid, "safety_alerts", row_id, "body", text)
+    created = db.execute("SELECT created_at FROM safety_alerts WHERE id = ?",
+                         [row_id]).fetchone()[0]
     audit.record(db, actor, f"safety.{kind}", "safety_alerts", row_id, group_id=gid,
                  meeting_id=meeting_id)
-    return {"id": row_id, "kind": kind, "status": "open"}
+    return {"id": row_id, "kind": kind, "status": "open", "created_at": created,
+            "meeting_id": meeting_id}
+
+
+def record_delivery(db: Database, gid: int, alert_id: int, member_ids: list[int], *,
+                    actor: Actor) -> None:
+    """The voice hub showed an alert's text live to these facilitators (members of the
+    group): audited like a read of the dashboard."""
+    with db.atomic():
+        audit.record(db, actor, "safety.alert_delivered", "safety_alerts", alert_id,
+                     group_id=gid, to=sorted(member_ids))
 
 
 def set_alert_status(db: Database, user: User, gid: int, alert_id: int, status: str, *,
@@ -139,7 +153,9 @@ def open_alerts_for_meeting(db: Database, meeting_id: int) -> list[dict]:
     """For the voice hub: the open alerts raised during a meeting (ids and pseudonyms, no
     text), to deliver to the facilitators present."""
     return [{"id": r["id"], "kind": r["kind"], "pseudonym": _pseudonym(db, r["member_id"]),
-             "created_at": r["created_at"]}
+             "member_id": r["member_id"], "created_at": r["created_at"],
+             "raised_by": (_pseudonym(db, r["raised_by"]) if r["kind"] == "concern"
+                           else None)}
             for r in db.query("SELECT * FROM safety_alerts WHERE meeting_id = ? AND "
                               "status = 'open' ORDER BY id", [meeting_id])]
 

@@ -806,6 +806,124 @@ SERVER_MESSAGES: dict[str, type] = {
 }
 
 
+# --- safety in the room ----------------------------------------------------------------
+# "Let the facilitator know I'm struggling" from the room's Get help now dialog, a
+# facilitator's concern about a member, and the notes indicator (docs/protocol.md, "Safety in
+# the room"). A too-long message is refused by the hub (a non-fatal `message_too_long`), not
+# here: a person in distress must not lose their connection over a long message.
+
+ALERT_MESSAGE_MAX = 500  # characters of the optional short message
+NOTES_STATES = ("on", "off", "paused")
+ALERT_KINDS = ("alert", "concern")
+
+
+def _optional_text(d: dict, name: str) -> str | None:
+    value = d.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("invalid_message", f"'{name}' must be text or null")
+    return value
+
+
+@dataclass(frozen=True)
+class HelpAlert(Message):
+    """Group meeting member, or patient in a 1:1 session: privately tell the facilitators
+    (the therapist) that I am struggling, with an optional short message."""
+
+    type: ClassVar[str] = "help_alert"
+    message: str | None = None
+
+    @classmethod
+    def parse(cls, d: dict) -> HelpAlert:
+        return cls(_optional_text(d, "message"))
+
+
+@dataclass(frozen=True)
+class ConcernFlag(Message):
+    """Facilitator: flag concern about a member present (private to the facilitators)."""
+
+    type: ClassVar[str] = "concern_flag"
+    participant_id: str
+    note: str | None = None
+
+    @classmethod
+    def parse(cls, d: dict) -> ConcernFlag:
+        return cls(_participant_id(d.get("participant_id")), _optional_text(d, "note"))
+
+
+@dataclass(frozen=True)
+class HelpAlertSent(Message):
+    """To the sender only: the alert is stored; ``told`` is ``facilitators`` / ``therapist``
+    (someone present was told now) or ``later`` (nobody is here: it waits on the group page
+    or the therapist's alerts)."""
+
+    type: ClassVar[str] = "help_alert_sent"
+    alert_id: int
+    created_at: str
+    told: str
+    message: str
+
+    @classmethod
+    def parse(cls, d: dict) -> HelpAlertSent:
+        return cls(_require(d, "alert_id", int), _require(d, "created_at", str),
+                   _require(d, "told", str), _require(d, "message", str))
+
+
+@dataclass(frozen=True)
+class SafetyAlert(Message):
+    """To the facilitators present (or the therapist) only: a member's alert or a concern.
+    ``participant_id`` is null when the member is no longer in the room; ``message`` is null
+    for an alert delivered on joining (read it on the group's safety page)."""
+
+    type: ClassVar[str] = "safety_alert"
+    alert_id: int
+    kind: str
+    pseudonym: str
+    created_at: str
+    participant_id: str | None = None
+    message: str | None = None
+    group_id: int | None = None  # null in a 1:1 session
+    raised_by: str | None = None  # a concern: the facilitator who flagged it
+    live: bool = True  # false: an open alert from earlier in the meeting, sent on joining
+
+    @classmethod
+    def parse(cls, d: dict) -> SafetyAlert:
+        kind = _require(d, "kind", str)
+        if kind not in ALERT_KINDS:
+            raise ProtocolError("invalid_message", "'kind' must be alert or concern")
+        pid = d.get("participant_id")
+        gid = d.get("group_id")
+        if gid is not None and (not isinstance(gid, int) or isinstance(gid, bool)):
+            raise ProtocolError("invalid_message", "'group_id' must be an integer")
+        return cls(_require(d, "alert_id", int), kind, _require(d, "pseudonym", str),
+                   _require(d, "created_at", str),
+                   None if pid is None else _participant_id(pid), _optional_text(d, "message"),
+                   gid, _optional_text(d, "raised_by"), bool(d.get("live", True)))
+
+
+@dataclass(frozen=True)
+class NotesState(Message):
+    """To everyone in a group meeting, on joining and whenever it changes: whether notes are
+    being taken (``on``), not (``off``), or paused because someone present has not consented
+    (``paused``). Only the state: never note text, never who lacks consent."""
+
+    type: ClassVar[str] = "notes_state"
+    state: str
+
+    @classmethod
+    def parse(cls, d: dict) -> NotesState:
+        state = _require(d, "state", str)
+        if state not in NOTES_STATES:
+            raise ProtocolError("invalid_message", "'state' must be on, off or paused")
+        return cls(state)
+
+
+SAFETY_CLIENT_MESSAGES: tuple[type, ...] = (HelpAlert, ConcernFlag)
+CLIENT_MESSAGES.update({m.type: m for m in SAFETY_CLIENT_MESSAGES})
+SERVER_MESSAGES.update({m.type: m for m in (HelpAlertSent, SafetyAlert, NotesState)})
+
+
 def exceeds_depth(value: Any, limit: int) -> bool:
     """Whether parsed JSON nests more than ``limit`` arrays/objects deep (checked without
     recursion, so no input can exhaust the stack here or in later code)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from therapy import audit, care, permissions, sealing
-from therapy.accounts import User, ValidationError
+from therapy.accounts import AccountError, User, ValidationError, get_user
 from therapy.audit import Actor
 from therapy.keyfile import MasterKeyring
 from therapy.permissions import Action
@@ -42,7 +42,42 @@ def send(db: Database, ring: MasterKeyring, patient: User, message: object, *,
             db, ring, patient.id, "care_alerts", row_id, "body", text), row_id])
         audit.record(db, actor, "care_alert.send", "care_alerts", row_id,
                      patient_id=patient.id)
-        return {"id": row_id, "status": "open"}
+        created = db.execute("SELECT created_at FROM care_alerts WHERE id = ?",
+                             [row_id]).fetchone()[0]
+        return {"id": row_id, "status": "open", "created_at": created}
+
+
+# --- in a 1:1 session's room (the voice hub) ----------------------------------------------
+
+def token_user(db: Database, token_id: str) -> User | None:
+    """The account a room's join token was issued to (None: an anonymous token)."""
+    row = db.execute("SELECT user_id FROM join_tokens WHERE id = ?", [token_id]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    try:
+        return get_user(db, row[0])
+    except AccountError:  # disabled since
+        return None
+
+
+def therapist_tokens(db: Database, patient_id: int, token_ids: list[str]) -> dict[str, int]:
+    """Which of these join tokens belong to one of the patient's therapists (token id ->
+    the therapist's user id)."""
+    team = {t.id for t in care.therapists_of(db, patient_id)}
+    out = {}
+    for tid in token_ids:
+        row = db.execute("SELECT user_id FROM join_tokens WHERE id = ?", [tid]).fetchone()
+        if row and row[0] in team:
+            out[tid] = row[0]
+    return out
+
+
+def record_delivery(db: Database, alert_id: int, patient_id: int, therapist_ids: list[int], *,
+                    actor: Actor) -> None:
+    """The voice hub showed the alert's text live to these therapists: audited as a read."""
+    with db.atomic():
+        audit.record(db, actor, "care_alert.delivered", "care_alerts", alert_id,
+                     patient_id=patient_id, to=sorted(therapist_ids))
 
 
 def for_therapist(db: Database, ring: MasterKeyring, therapist: User, *,

@@ -230,6 +230,7 @@ async def _voice_ctx(app: web.Application):
     config = app[appkeys.CONFIG]
     origins = {config.public_base_url.rstrip("/")} if config.public_base_url else set()
     hub = VoiceHub(app[appkeys.STORE], RoomRegistry(ice=ice_policy(config)), origins,
+                   keyring=app[appkeys.KEYRING],
                    ice_servers=config.ice_servers,
                    facilitator_grace_s=config.group_facilitator_grace_s)
     # Nobody is in a voice room yet: presence left over from a server that stopped with people

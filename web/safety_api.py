@@ -73,6 +73,14 @@ async def read(request: web.Request, fn) -> Any:
     return await _run(request.app[appkeys.STORE].read(fn))
 
 
+async def notes_changed(request: web.Request, gid: int) -> None:
+    """Notes or consents of a group changed: the voice hub refreshes the in-room notes
+    indicator of its meetings (the state only)."""
+    hub = request.app.get(appkeys.VOICE)
+    if hub is not None:
+        await hub.notes_changed(gid)
+
+
 def path_int(request: web.Request, name: str, what: str) -> int:
     raw = request.match_info[name]
     if not raw.isdigit() or len(raw) > 15 or int(raw) == 0:
@@ -265,8 +273,10 @@ def register(api: ApiRegistry) -> None:
         gid = group_id(request)
         b: NotesConsentBody = request[appkeys.BODY]
         actor = actor_of(request)
-        return json_response({"consent": await write(request, lambda db: group_notes.give_consent(
-            db, user, gid, b.version, b.sha256, actor=actor))})
+        consent = await write(request, lambda db: group_notes.give_consent(
+            db, user, gid, b.version, b.sha256, actor=actor))
+        await notes_changed(request, gid)
+        return json_response({"consent": consent})
 
     @op("DELETE", G + "/notes/consent", summary="Withdraw my consent to group notes (no "
         "future notes while I am present; past notes stay)")
@@ -274,8 +284,10 @@ def register(api: ApiRegistry) -> None:
         user = require_user(request)
         gid = group_id(request)
         actor = actor_of(request)
-        return json_response({"consent": await write(
-            request, lambda db: group_notes.withdraw_consent(db, user, gid, actor=actor))})
+        consent = await write(
+            request, lambda db: group_notes.withdraw_consent(db, user, gid, actor=actor))
+        await notes_changed(request, gid)
+        return json_response({"consent": consent})
 
     @op("GET", G + "/notes/status", summary="Whether notes are being taken in the group's "
         "meeting (what every member sees)")
@@ -314,8 +326,10 @@ def register(api: ApiRegistry) -> None:
         b: NoteTextBody = request[appkeys.BODY]
         actor = actor_of(request)
         keys = ring(request)
-        return json_response({"note": await write(request, lambda db: group_notes.start_note(
-            db, keys, user, gid, key, b.text, actor=actor))}, status=201)
+        note = await write(request, lambda db: group_notes.start_note(
+            db, keys, user, gid, key, b.text, actor=actor))
+        await notes_changed(request, gid)
+        return json_response({"note": note}, status=201)
 
     @op("PATCH", G + "/notes/{group_note_id:int}", summary="Edit or finish a note (facilitators; "
         "refused while someone present has not consented)", body=NoteEditBody)
@@ -326,5 +340,7 @@ def register(api: ApiRegistry) -> None:
         b: NoteEditBody = request[appkeys.BODY]
         actor = actor_of(request)
         keys = ring(request)
-        return json_response({"note": await write(request, lambda db: group_notes.edit_note(
-            db, keys, user, gid, nid, b.text, b.close, actor=actor))})
+        note = await write(request, lambda db: group_notes.edit_note(
+            db, keys, user, gid, nid, b.text, b.close, actor=actor))
+        await notes_changed(request, gid)
+        return json_response({"note": note})

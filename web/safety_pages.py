@@ -21,7 +21,7 @@ from web.forms import read_form
 from web.groups_actions import form_int, group_id
 from web.pages import _account, render
 from web.routing import current_user, require_user
-from web.safety_api import country_for, crisis_directory, read, ring, write
+from web.safety_api import country_for, crisis_directory, notes_changed, read, ring, write
 from web.safety_notices import MEMBER_NOTICES
 
 CSS = "/static/css/groups.css"
@@ -171,6 +171,8 @@ async def group_action(request: web.Request) -> web.StreamResponse:
         return await group_page(request, gid=gid, error=err.message, status=err.status)
     except ValidationError as exc:
         raise ApiError(422, "invalid_field", exc.message, field=exc.field) from None
+    if action in ("consent", "withdrawn", "note"):
+        await notes_changed(request, gid)  # the in-room notes indicator
     anchor = "notes" if action == "note" else "safety"
     raise web.HTTPSeeOther(f"{back}?done={action}#{anchor}")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from groups import meetings, presence
+from groups import group_notes, meetings, presence, safety
 from groups.errors import GroupError
 from groups.meetings import Seat
 from groups.moderation import Meeting, ModerationError
@@ -39,8 +39,11 @@ from media import signaling as sig
 from media.e2ee import IdentityCard, KeyExchangeError
 from media.sfu import Participant, RoomRegistry, SfuError
 from media.turn import IceServers
-from therapy import rooms, waiting_room
+from therapy import care_alerts, rooms, waiting_room
+from therapy.accounts import AccountError, Role, ValidationError, get_user
 from therapy.audit import Actor
+from therapy.care_alerts import CareAlertError
+from therapy.permissions import Denied
 from therapy.storage import Store
 from web.logs import log_event
 
@@ -52,6 +55,7 @@ RATE_WINDOW, RATE_MAX = 10.0, 200  # messages per window per connection
 SEND_QUEUE = 256
 RESUME_GRACE_S = 5.0  # a lost connection's place is kept this long for a `resume` join
 FACILITATOR_GRACE_S = 120.0  # a group meeting without a facilitator ends after this long
+ALERT_INTERVAL_S = 30.0  # one private alert per person per this long (the dialog says why)
 
 
 def seat_token_id(token: str) -> str:
@@ -131,6 +135,7 @@ class HubRoom:
     epoch: int = 0  # bumped on every membership change
     meeting: Meeting | None = None  # a group meeting's moderation state (groups.moderation)
     unattended: asyncio.TimerHandle | None = None  # no facilitator: the meeting ends then
+    notes_state: str | None = None  # group notes: the last `notes_state` everyone was sent
 
     def sender_id_for(self, participant_id: str) -> int:
         if participant_id not in self.sender_ids:
@@ -147,8 +152,10 @@ class HubRoom:
 class VoiceHub:
     def __init__(self, store: Store, sfu: RoomRegistry, allowed_origins: set[str], *,
                  ice_servers: IceServers | None = None,
-                 facilitator_grace_s: float = FACILITATOR_GRACE_S):
+                 facilitator_grace_s: float = FACILITATOR_GRACE_S, keyring=None):
         self.store = store
+        self.keyring = keyring  # web.app.LiveKeyring: seals alerts sent from the room
+        self.alert_times: dict[tuple, float] = {}  # who sent a private alert when
         self.facilitator_grace_s = facilitator_grace_s
         self.sfu = sfu
         self.allowed_origins = allowed_origins
@@ -345,6 +352,7 @@ class VoiceHub:
                 room.broadcast(sig.MemberJoined(conn.member_info(), room.epoch), exclude=conn)
             if room.meeting is not None:
                 self._moderation_changed(room, sig.ModerationEvent("joined", pid, pid))
+                await self._safety_on_join(conn, room, seat)
         log_event(log, "voice.resume" if resumed else "voice.join", room=room.room_id,
                   participant=pid, members=len(room.members))
 
@@ -450,7 +458,7 @@ class VoiceHub:
                   reason=reason)
         # The awaits last: everything above must hold even if this leave is cancelled here.
         if gone is not None:
-            await self._absent(gone, conn.participant_id)
+            await self._absent(gone, conn.participant_id, room)
         if not room.members:
             with contextlib.suppress(Exception):
                 await self.sfu.close_room(room.room_id)
@@ -468,13 +476,18 @@ class VoiceHub:
             if c.seat is not None and c.seat.facilitator:
                 c.send(notice)
 
-    async def _absent(self, seat: Seat, participant_id: str) -> None:
-        """Record that a member left the meeting. Last in a drop, and shielded: a leave runs
-        while the connection's handler may be cancelled (the client went), and the record must
-        be written all the same (the write itself runs on the store's thread)."""
+    async def _absent(self, seat: Seat, participant_id: str, room: HubRoom | None = None) -> None:
+        """Record that a member left the meeting (then refresh the room's notes indicator).
+        Last in a drop, and shielded: a leave runs while the connection's handler may be
+        cancelled (the client went), and the record must be written all the same (the write
+        itself runs on the store's thread)."""
+        async def record() -> None:
+            await self.store.write(lambda db: presence.left(db, seat.meeting_id, seat.member_id))
+            if room is not None and room.members:
+                await self._notes_refresh(room, seat.meeting_id)
+
         try:
-            await asyncio.shield(self.store.write(
-                lambda db: presence.left(db, seat.meeting_id, seat.member_id)))
+            await asyncio.shield(record())
         except Exception:  # (a cancel is a BaseException and goes on up)
             log.exception("presence: could not record %s leaving meeting %s", participant_id,
                           seat.meeting_id)
@@ -525,6 +538,8 @@ class VoiceHub:
             raise Closing("out_of_order", "already joined")
         elif isinstance(message, sig.SelfMute):
             await self._self_mute(conn, room, message.muted)
+        elif isinstance(message, sig.SAFETY_CLIENT_MESSAGES):
+            await self._safety(conn, room, message)
         elif room.meeting is not None and isinstance(
                 message, sig.MODERATION_MESSAGES + (sig.Mute, sig.Remove)):
             await self._moderate(conn, room, message)
@@ -563,6 +578,161 @@ class VoiceHub:
                 target.ws.close(code=WSCloseCode.OK)))
         elif isinstance(message, sig.EndRoom):
             await self.end_room(room.room_id, actor)
+
+    # --- safety in the room: private alerts, concerns, the notes indicator ---------------
+
+    async def _safety(self, conn: Connection, room: HubRoom, message: sig.Message) -> None:
+        """A private alert (`help_alert`) or a facilitator's concern (`concern_flag`): sealed
+        and stored (groups.safety, or therapy.care_alerts in a 1:1 session) and audited as the
+        HTTP path is, then sent to the facilitators present (the therapist) and nobody else.
+        A refusal is a non-fatal error to the sender alone."""
+        text = ((message.message if isinstance(message, sig.HelpAlert) else message.note)
+                or "").replace("\r\n", "\n").strip()
+        if len(text) > sig.ALERT_MESSAGE_MAX:
+            conn.send(sig.Error("message_too_long", "the message is at most "
+                                f"{sig.ALERT_MESSAGE_MAX} characters", False))
+            return
+        if self.keyring is None:
+            conn.send(sig.Error("alerts_unavailable", "this server cannot store alerts", False))
+            return
+        try:
+            if isinstance(message, sig.ConcernFlag):
+                await self._concern(conn, room, message.participant_id, text)
+            else:
+                await self._help_alert(conn, room, text)
+        except (GroupError, Denied, CareAlertError, AccountError) as exc:
+            conn.send(sig.Error(exc.code, exc.message, False))
+        except ValidationError as exc:
+            conn.send(sig.Error("invalid_message", exc.message, False))
+
+    def _facilitators_here(self, room: HubRoom) -> list[Connection]:
+        return [c for c in room.members.values()
+                if c.seat is not None and c.seat.facilitator and c.away is None]
+
+    async def _help_alert(self, conn: Connection, room: HubRoom, text: str) -> None:
+        now = time.monotonic()
+        self.alert_times = {k: t for k, t in self.alert_times.items()
+                            if now - t < ALERT_INTERVAL_S}
+        who = ("member", conn.seat.member_id) if conn.seat is not None else ("token", conn.token_id)
+        if who in self.alert_times:
+            wait = int(ALERT_INTERVAL_S - (now - self.alert_times[who])) + 1
+            conn.send(sig.Error("alert_too_soon", "your message was already sent; you can send "
+                                f"another in {wait} seconds", False))
+            return
+        ring = self.keyring.current()
+        seat = conn.seat
+        if seat is not None:
+            actor = Actor(seat.user_id, "room:" + conn.participant_id)
+            alert = await self.store.write(lambda db: safety.send_alert(
+                db, ring, get_user(db, seat.user_id), seat.group_id, text, actor=actor))
+            told = self._facilitators_here(room)
+            note = sig.SafetyAlert(alert["id"], "alert", seat.pseudonym, alert["created_at"],
+                                   conn.participant_id, text or None, seat.group_id)
+            if told:
+                await self.store.write(lambda db: safety.record_delivery(
+                    db, seat.group_id, alert["id"], [c.seat.member_id for c in told],
+                    actor=actor))
+            ack = ("Sent. The facilitators have been told, privately: nobody else in the "
+                   "group sees it. A facilitator will check in with you as soon as they can."
+                   if told else "Sent. No facilitator is in the room right now; they will "
+                   "see it on the group's safety page. If you are in danger, call a crisis "
+                   "line or your emergency number now.")
+        else:
+            patient = await self.store.read(lambda db: care_alerts.token_user(
+                db, conn.token_id))
+            if patient is None or patient.role != Role.PATIENT:
+                conn.send(sig.Error("not_in_meeting", "there is no facilitator or therapist "
+                                    "to tell here; the crisis lines are in this dialog", False))
+                return
+            actor = Actor(patient.id, "room:" + conn.participant_id)
+            alert = await self.store.write(lambda db: care_alerts.send(
+                db, ring, patient, text, actor=actor))
+            others = [c for c in room.members.values() if c is not conn and c.away is None]
+            ids = await self.store.read(lambda db: care_alerts.therapist_tokens(
+                db, patient.id, [c.token_id for c in others]))
+            told = [c for c in others if c.token_id in ids]
+            note = sig.SafetyAlert(alert["id"], "alert", conn.display_name,
+                                   alert["created_at"], conn.participant_id, text or None)
+            if told:
+                await self.store.write(lambda db: care_alerts.record_delivery(
+                    db, alert["id"], patient.id, sorted({ids[c.token_id] for c in told}),
+                    actor=actor))
+            ack = ("Sent. Your therapist has been told, privately. They will check in with you."
+                   if told else "Sent. Your therapist will see it in Haven. If you are in "
+                   "danger, call a crisis line or your emergency number now.")
+        self.alert_times[who] = now
+        for c in told:
+            c.send(note)
+        conn.send(sig.HelpAlertSent(
+            alert["id"], alert["created_at"],
+            ("facilitators" if seat is not None else "therapist") if told else "later", ack))
+        log_event(log, "voice.safety_alert", room=room.room_id, told=len(told))
+
+    async def _concern(self, conn: Connection, room: HubRoom, target_pid: str,
+                       text: str) -> None:
+        target = room.members.get(target_pid)
+        seat = conn.seat
+        if seat is None or not seat.facilitator:
+            conn.send(sig.Error("forbidden", "only a facilitator can flag a concern", False))
+            return
+        if target is None or target.seat is None or target is conn:
+            conn.send(sig.Error("not_found", "no such participant", False))
+            return
+        ring = self.keyring.current()
+        actor = self._actor(conn)
+        alert = await self.store.write(lambda db: safety.flag_concern(
+            db, ring, get_user(db, seat.user_id), seat.group_id, target.seat.member_id, text,
+            actor=actor))
+        told = self._facilitators_here(room)
+        await self.store.write(lambda db: safety.record_delivery(
+            db, seat.group_id, alert["id"], [c.seat.member_id for c in told], actor=actor))
+        note = sig.SafetyAlert(alert["id"], "concern", target.seat.pseudonym,
+                               alert["created_at"], target.participant_id, text or None,
+                               seat.group_id, seat.pseudonym)
+        for c in told:
+            c.send(note)
+
+    async def _safety_on_join(self, conn: Connection, room: HubRoom, seat: Seat) -> None:
+        """After `joined`: the notes state (to everyone if it changed, else to the joiner),
+        and to a facilitator the meeting's open alerts (no text: the safety page has it)."""
+        await self._notes_refresh(room, seat.meeting_id, joiner=conn)
+        if not seat.facilitator:
+            return
+        try:
+            alerts = await self.store.read(lambda db: safety.open_alerts_for_meeting(
+                db, seat.meeting_id))
+        except Exception:  # the join itself must not fail over this
+            log.exception("open alerts of meeting %s", seat.meeting_id)
+            return
+        here = {c.seat.member_id: c.participant_id for c in room.members.values()
+                if c.seat is not None}
+        for a in alerts:
+            conn.send(sig.SafetyAlert(a["id"], a["kind"], a["pseudonym"], a["created_at"],
+                                      here.get(a["member_id"]), None, seat.group_id,
+                                      a["raised_by"], live=False))
+
+    async def _notes_refresh(self, room: HubRoom, meeting_id: int,
+                             joiner: Connection | None = None) -> None:
+        """Tell everyone in the room the notes state when it changed (only the state)."""
+        try:
+            state = (await self.store.read(lambda db: group_notes.state(db, meeting_id)))["state"]
+        except Exception:
+            log.exception("notes state of meeting %s", meeting_id)
+            return
+        if state != room.notes_state:
+            room.notes_state = state
+            room.broadcast(sig.NotesState(state))
+        elif joiner is not None:
+            joiner.send(sig.NotesState(state))
+
+    async def notes_changed(self, group_id: int) -> None:
+        """A group's notes or consents changed (the notes API): refresh its rooms'
+        indicators."""
+        for room in list(self.rooms.values()):
+            meeting_ids = {c.seat.meeting_id for c in room.members.values()
+                           if c.seat is not None and c.seat.group_id == group_id}
+            for mid in meeting_ids:
+                await self._notes_refresh(room, mid)
 
     # --- forwarding and moderation ------------------------------------------------------
 

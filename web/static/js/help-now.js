@@ -41,7 +41,7 @@ export function countryFromLocales(locales, known) {
 
 // The account's country, fetched once per page while online.
 const loggedIn = !!document.querySelector('form[action="/logout"]') ||
-  document.body.dataset.loggedIn === "1";
+  document.body.dataset.loggedIn === "1" || !!document.querySelector("[data-logged-in='1']");
 let accountCountry = loggedIn ? fetch("/api/me/safety", { credentials: "same-origin" })
   .then((r) => (r.ok ? r.json() : null))
   .then((body) => {
@@ -102,16 +102,78 @@ async function chooseCountry() {
   return code;
 }
 
+// --- in a room: "Let the facilitator know I'm struggling" without leaving ------------------
+// The room (room/safety.js) registers how to send it (a `help_alert` signaling message) and
+// reports the server's answer; outside a room the row is a link to /help#tell.
+
+let roomAlert = null; // {who: "facilitator" | "therapist", send(message)} while in a room
+let inRoom = false; // a room page: never a link out of it (facilitators have nobody to tell here)
+
+const TELL_TEXT = {
+  facilitator: ["Let the facilitator know you're struggling",
+    "Only the facilitators see this, with your group name. Nobody else in the group is told.",
+    "Let the facilitator know I'm struggling"],
+  therapist: ["Let your therapist know you're struggling",
+    "Only your therapist sees this.", "Let my therapist know I'm struggling"],
+};
+
+/** The room's hook: null when the room has nobody to tell (then the /help link shows). */
+export function setRoomAlert(hook) {
+  roomAlert = hook;
+  inRoom = true;
+  const tell = document.getElementById("help-tell");
+  if (!tell) return;
+  tell.hidden = !hook;
+  const row = document.getElementById("help-alert-row");
+  if (row && hook) row.hidden = true;
+  if (hook) {
+    const [title, intro, button] = TELL_TEXT[hook.who] || TELL_TEXT.facilitator;
+    document.getElementById("help-tell-h").textContent = title;
+    document.getElementById("help-tell-intro").textContent = intro;
+    document.getElementById("help-tell-send").textContent = button;
+  }
+}
+
+/** The server's answer to the room's alert: sent (with what happens next) or refused. */
+export function roomAlertResult({ ok, text }) {
+  const status = document.getElementById("help-tell-status");
+  const button = document.getElementById("help-tell-send");
+  if (!status) return;
+  status.dataset.state = ok ? "sent" : "refused";
+  status.textContent = text;
+  status.scrollIntoView({ block: "nearest" });
+  if (ok) {
+    document.getElementById("help-tell-message").value = "";
+    button.textContent = "Sent";
+    setTimeout(() => setRoomAlert(roomAlert), 30_000); // the label back; the server limits
+  }
+  button.disabled = false;
+}
+
+function sendRoomAlert() {
+  if (!roomAlert) return;
+  const status = document.getElementById("help-tell-status");
+  const button = document.getElementById("help-tell-send");
+  const message = document.getElementById("help-tell-message").value.trim();
+  button.disabled = true;
+  status.dataset.state = "sending";
+  status.textContent = "Sending…";
+  if (!roomAlert.send(message || null)) {
+    roomAlertResult({ ok: false, text: "Not connected right now. Call a crisis line below, or try again in a moment." });
+  }
+}
+
 async function open(trigger) {
   render(await chooseCountry());
   const alertRow = document.getElementById("help-alert-row");
-  if (alertRow) alertRow.hidden = !loggedIn;
+  if (alertRow) alertRow.hidden = !loggedIn || inRoom;
   dialog.showModal();
   document.getElementById("help-country").focus();
   dialog.addEventListener("close", () => trigger && trigger.focus(), { once: true });
 }
 
 if (directory && dialog && typeof dialog.showModal === "function") {
+  document.getElementById("help-tell-send")?.addEventListener("click", sendRoomAlert);
   document.getElementById("help-country").addEventListener("change", (event) => {
     render(event.target.value);
   });

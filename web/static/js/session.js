@@ -17,6 +17,7 @@ import { FrameCrypto, encodedTransformSupport, peerConnectionConfig } from "./e2
 import { Drawers } from "./room/drawers.js";
 import { describeEvent, endedText, facilitatorActions, renderFacilitatorControls, renderQueue } from "./room/moderation.js";
 import { renderPeople as drawPeople } from "./room/people.js";
+import { RoomSafety } from "./room/safety.js";
 import { audienceIn, SideRoomView, steppedOut } from "./room/side-room.js";
 import { handleShortcut, renderShortcuts } from "./room/shortcuts.js";
 import { Toasts } from "./room/toasts.js";
@@ -266,7 +267,7 @@ function layoutSeats() {
 function hostActions(p) {
   if (isGroup()) {
     return amFacilitator() ? [...facilitatorActions(p, state.moderation, { send, confirm: (q, yes) => askFirst(q, yes, "Cancel") }),
-      ...sideRoom.actionsFor(p, state.moderation, true)] : [];
+      ...sideRoom.actionsFor(p, state.moderation, true), ...safety.personActions(p)] : [];
   }
   if (p.self || state.roomRole !== "host") return [];
   return [
@@ -298,6 +299,7 @@ function renderPeople() {
   });
   $("host-controls").hidden = isGroup() ? !amFacilitator() : state.roomRole !== "host";
   renderGroup();
+  safety.update();
   $("people-count").textContent = String(people.length);
   $("people-count-text").textContent = `, ${people.length} here`;
 }
@@ -401,8 +403,34 @@ function updateLevels() {
 // --- signaling ----------------------------------------------------------------------------
 
 function send(message) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  ws.send(JSON.stringify(message));
+  return true;
 }
+
+// Safety in the room (room/safety.js): the private alert, the facilitator's panel, the notes indicator.
+const safety = new RoomSafety({
+  send,
+  context: () => ({ group: isGroup(), facilitator: amFacilitator(), roomRole: state.roomRole }),
+  openPerson: (pid) => {
+    drawers.open("drawer-people", $("people-button"));
+    const more = document.querySelector(`#people li[data-participant="${CSS.escape(pid)}"] details.person-more`);
+    if (more) {
+      more.open = true;
+      more.querySelector("summary").focus();
+    }
+  },
+});
+
+// An alert's next step can be a side room with that member (when one may be opened now).
+RoomSafety.actions.push({
+  id: "side-room",
+  label: (a) => `Invite ${a.pseudonym} to a side room`,
+  applies: (a) => Boolean(a.participant_id) && isGroup() && sideRoom.actionsFor(
+    { participant_id: a.participant_id, display_name: a.pseudonym, self: false },
+    state.moderation, amFacilitator()).length > 0,
+  run: (a) => send({ type: "side_room_invite", participant_id: a.participant_id }),
+});
 
 function sendKeys(blobs) {
   if (blobs.length) send({ type: "keys", keys: blobs.map((blob) => ({ to: blob.to, blob })) });
@@ -460,6 +488,7 @@ function tickClock() {
 }
 
 async function handle(msg) {
+  if (safety.handle(msg)) return;
   switch (msg.type) {
     case "joined": {
       state.participantId = msg.participant_id;
@@ -809,6 +838,7 @@ function end(reason) {
   document.documentElement.dataset.sessionState = "ended";
   state.phase = "ended";
   state.endedReason = reason;
+  safety.leave();
   wantClose = true;
   clearTimeout(reconnectTimer);
   for (const t of [qualityTimer, levelTimer, clockTimer]) clearInterval(t);
@@ -857,6 +887,7 @@ async function main() {
   window.havenSession = {
     state,
     toasts: toasts.history,
+    safety,
     remoteEnergy() {
       const levels = audio ? audio.levels() : {};
       const out = {};
