@@ -15,11 +15,12 @@ HAVEN_WRITE_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
-from groups import meetings
+from groups import directory, meetings, membership
 from tests.browser.chromium import CHROMIUM
 from tests.browser.conftest import write_screenshots
 from tests.net.browser import SessionTab, launch_in
@@ -27,6 +28,7 @@ from tests.net.lab import ROOT, Lab, one_machine, unavailable
 from tests.net.services import HAVEN, wait_until
 from tests.voice_support import syllables, write_wav
 from therapy import accounts, rooms
+from therapy.accounts import Role
 from therapy.audit import Actor
 from therapy.storage import open_database
 from web.demo import refresh_demo_meeting
@@ -38,14 +40,17 @@ LOUD, QUIET = 0.004, 0.0015  # energy levels the pages report for a voice / for 
 SHOTS = ROOT / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="module")
-def meeting(tmp_path_factory):
+@contextlib.contextmanager
+def demo_meeting(tmp_path_factory, name: str, *, cofacilitator: str | None = None):
+    """`haven serve --demo` in a namespace with the demo group's meeting open: the
+    facilitator Sky (host link), Juniper and Wren let in, and with ``cofacilitator`` a
+    co-facilitator account under that pseudonym. Yields (machine, folder, links by name)."""
     reason = unavailable()
     if reason:
         pytest.skip(reason)
     if not Path(CHROMIUM).exists():
         pytest.skip("no system Chromium at /usr/bin/chromium")
-    folder = tmp_path_factory.mktemp("group-meeting")
+    folder = tmp_path_factory.mktemp(name)
     data = folder / "haven-data"
     with Lab() as lab:
         m = one_machine(lab)
@@ -54,13 +59,23 @@ def meeting(tmp_path_factory):
         m.wait_listening(8080, server, what="haven serve --demo")
         db = open_database(data / "haven.db")
         try:
+            sys = Actor.system()
             key = refresh_demo_meeting(db)
             fac = accounts.find_user(db, "facilitator")
             gid = db.execute("SELECT group_id FROM group_members WHERE user_id = ?",
                              [fac.id]).fetchone()[0]
-            sys = Actor.system()
+            co = None
+            if cofacilitator is not None:
+                admin = accounts.find_user(db, "admin")
+                co = accounts.create_user(db, "cofacilitator", "correct horse battery",
+                                          Role.MODERATOR, "Casey Co", "UTC")
+                directory.set_facilitators(db, admin, gid, fac.id, [co.id], actor=sys)
+                membership.update_self(db, co, gid, pseudonym=cofacilitator, actor=sys)
             room_id, host_token = meetings.open_meeting(db, fac, gid, key, actor=sys)
             links = {"Sky": rooms.join_url(BASE, room_id, host_token)}
+            if co is not None:
+                links[cofacilitator] = rooms.join_url(BASE, *meetings.join_link(
+                    db, co, gid, key, actor=sys))
             for username, pseudonym in (("member", "Juniper"), ("member2", "Wren")):
                 user = accounts.find_user(db, username)
                 meetings.arrive(db, user, gid, key, actor=sys)
@@ -72,6 +87,12 @@ def meeting(tmp_path_factory):
         finally:
             db.close()
         yield m, folder, links
+
+
+@pytest.fixture(scope="module")
+def meeting(tmp_path_factory):
+    with demo_meeting(tmp_path_factory, "group-meeting") as world:
+        yield world
 
 
 def pid_of(tab) -> str:

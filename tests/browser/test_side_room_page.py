@@ -10,69 +10,29 @@ docs/screenshots/ when HAVEN_WRITE_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from groups import directory, meetings, membership
-from tests.browser.chromium import CHROMIUM
 from tests.browser.conftest import write_screenshots
-from tests.browser.test_group_meeting import BASE, LOUD, QUIET, SHOTS, announced, energy, pid_of
+from tests.browser.test_group_meeting import (
+    LOUD,
+    QUIET,
+    SHOTS,
+    announced,
+    demo_meeting,
+    energy,
+    pid_of,
+)
 from tests.net.browser import SessionTab, launch_in
-from tests.net.lab import Lab, one_machine, unavailable
-from tests.net.services import HAVEN, wait_until
+from tests.net.services import wait_until
 from tests.voice_support import syllables, write_wav
-from therapy import accounts, rooms
-from therapy.accounts import Role
-from therapy.audit import Actor
-from therapy.storage import open_database
-from web.demo import refresh_demo_meeting
 
 pytestmark = [pytest.mark.browser, pytest.mark.net, pytest.mark.slow]
 
 
-
 @pytest.fixture(scope="module")
 def meeting(tmp_path_factory):
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no system Chromium at /usr/bin/chromium")
-    folder = tmp_path_factory.mktemp("side-room")
-    data = folder / "haven-data"
-    with Lab() as lab:
-        m = one_machine(lab)
-        server = m.popen([*HAVEN, "serve", "--demo", "--data-dir", str(data)],
-                         log=folder / "serve.log")
-        m.wait_listening(8080, server, what="haven serve --demo")
-        db = open_database(data / "haven.db")
-        try:
-            sys = Actor.system()
-            key = refresh_demo_meeting(db)
-            fac = accounts.find_user(db, "facilitator")
-            admin = accounts.find_user(db, "admin")
-            gid = db.execute("SELECT group_id FROM group_members WHERE user_id = ?",
-                             [fac.id]).fetchone()[0]
-            co = accounts.create_user(db, "cofacilitator", "correct horse battery",
-                                      Role.MODERATOR, "Casey Co", "UTC")
-            directory.set_facilitators(db, admin, gid, fac.id, [co.id], actor=sys)
-            membership.update_self(db, co, gid, pseudonym="Cedar", actor=sys)
-            room_id, host_token = meetings.open_meeting(db, fac, gid, key, actor=sys)
-            links = {"Sky": rooms.join_url(BASE, room_id, host_token),
-                     "Cedar": rooms.join_url(BASE, *meetings.join_link(db, co, gid, key,
-                                                                       actor=sys))}
-            for username, pseudonym in (("member", "Juniper"), ("member2", "Wren")):
-                user = accounts.find_user(db, username)
-                meetings.arrive(db, user, gid, key, actor=sys)
-                member_id = db.execute("SELECT id FROM group_members WHERE group_id = ? AND "
-                                       "user_id = ?", [gid, user.id]).fetchone()[0]
-                meetings.admit(db, fac, gid, key, member_id, actor=sys)
-                links[pseudonym] = rooms.join_url(BASE, *meetings.join_link(
-                    db, user, gid, key, actor=sys))
-        finally:
-            db.close()
-        yield m, folder, links
+    with demo_meeting(tmp_path_factory, "side-room", cofacilitator="Cedar") as world:
+        yield world
 
 
 def badges(tab, pid: str) -> str:
