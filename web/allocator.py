@@ -53,12 +53,6 @@ def bound_arenas(arenas: int = ARENAS) -> bool:
     return bool(libc is not None and libc.mallopt(M_ARENA_MAX, arenas) == 1)
 
 
-def trim() -> bool:
-    """Hand free heap pages back to the system; True if glibc released any."""
-    libc = _libc()
-    return bool(libc is not None and libc.malloc_trim(0))
-
-
 async def trim_ctx(app) -> AsyncIterator[None]:
     """aiohttp cleanup context: trim once a minute while the server runs."""
     libc = _libc()
