@@ -193,8 +193,10 @@ def decide(action: Action, subject: Subject, facts: Facts) -> Decision:
     if action in (Action.ALERT_SEND, Action.REPORT_FILE, Action.NOTES_CONSENT):
         if not facts.member:
             return _no("join the group first", "not_member")
-        if action == Action.ALERT_SEND and facts.facilitator:
-            return _no("facilitators reach the admin for support", "facilitator_target")
+        if action == Action.ALERT_SEND and facts.group_role != "member":
+            if facts.facilitator:
+                return _no("facilitators reach the admin for support", "facilitator_target")
+            return _no("join the group first", "not_member")  # (no role: not a member)
         return ALLOW
 
     if action == Action.NOTES_STATUS:
