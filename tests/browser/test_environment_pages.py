@@ -262,7 +262,9 @@ def test_motion_toggle_by_keyboard(open_page):
     assert page.evaluate("() => window.havenScene.reducedMotion") is True
     first = wait_settled(page)
     page.wait_for_timeout(1000)
-    assert frames_rendered(page) == first
+    # the loop has stopped: a running loop draws ~60 frames a second; at most one on-demand
+    # frame (a texture that finished loading late on a busy machine asks for one) may come
+    assert frames_rendered(page) - first <= 1
     assert "still" in page.inner_text("#scene-status")
     page.keyboard.press("Enter")
     assert page.get_attribute("#toggle-motion", "aria-pressed") == "false"
